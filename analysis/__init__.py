@@ -1,0 +1,1 @@
+"""Pure analysis functions: pcap -> DataFrame -> metrics -> figures."""

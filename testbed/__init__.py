@@ -1,0 +1,1 @@
+"""Mininet testbed for fault-tolerant stateful in-switch applications (RedPlane)."""

@@ -1,0 +1,292 @@
+"""The v1model architecture and traffic manager, as BMv2's simple_switch runs them.
+
+`SimpleSwitch.process(port, data)` pushes one packet through parser, checksum verification,
+ingress, the traffic manager (clone, resubmit, multicast, drop, unicast), egress, checksum
+update and deparser, and returns every (port, bytes) the switch sends as a result, in order.
+It is synchronous and deterministic: time comes from an injectable clock (microseconds since
+the switch started), randomness from a seeded generator.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from . import runtime as R
+from .checker import check
+from .hashes import HashUnit
+from .lower import Lowerer
+from .parser import parse_file
+from . import types as T
+
+NORMAL, INGRESS_CLONE, EGRESS_CLONE, COALESCED, RECIRC, REPLICATION, RESUBMIT = 0, 1, 2, 3, 4, 5, 6
+I2E, E2E = 0, 1
+MAX_JOBS_PER_PACKET = 1024
+MAX_LOOPS = 64            # resubmit/recirculate passes of one packet
+
+
+@dataclass
+class Stats:
+    received: int = 0
+    sent: int = 0
+    dropped: int = 0
+    parser_errors: int = 0
+    loops_cut: int = 0
+
+
+@dataclass
+class _Job:
+    """Work for the traffic manager: a packet entering ingress or egress."""
+
+    stage: str                      # 'ingress' or 'egress'
+    data: bytes = b""
+    port: int = 0
+    itype: int = NORMAL
+    preserved: tuple = ()
+    hdr: object = None
+    meta: object = None
+    sm: object = None
+    payload: bytes = b""
+    loops: int = 0
+    length: int = 0
+
+
+class SimpleSwitch:
+    """A loaded P4 program plus the switch state around it."""
+
+    def __init__(self, program_path: str, include_path=None, defines=None, clock=None, seed: int = 0,
+                 drop_port: int = 511, priority_queues: int = 1, log=None):
+        self.program_path = program_path
+        self.drop_port = drop_port
+        self.priority_queues = priority_queues
+        self.ctx = R.PacketContext()
+        self.ctx.log_enabled = log is not None
+        self.ctx.sm = None
+        self.log = log
+        self.rand = R.RandomSource(seed)
+        self.hashes = HashUnit()
+        self.start = time.monotonic()
+        self.clock = clock or self._real_clock
+        self.stats = Stats()
+        self.mirroring: dict[int, tuple] = {}          # session -> (port or None, mgrp or None)
+        self.mc_groups: dict[int, list] = {}           # gid -> [node handles]
+        self.mc_nodes: dict[int, R.McNode] = {}
+        self.next_mc_handle = 0
+        self.digests: list = []
+        ast = parse_file(program_path, include_path, defines)
+        self.checked = check(ast)
+        self.lowered = Lowerer(self.checked, self).run()
+        self.registry = self.lowered.registry
+        self._classes()
+
+    def _real_clock(self) -> int:
+        return int((time.monotonic() - self.start) * 1_000_000)
+
+    def _classes(self) -> None:
+        """Python classes of the parsed headers, user metadata and standard metadata."""
+        blocks = self.registry.blocks
+        params = blocks["ingress"].decl.params
+        types = self.lowered.typegen
+        self.hdr_new = _constructor(types, params[0].type)
+        self.meta_new = _constructor(types, params[1].type)
+        self.sm_new = _constructor(types, params[2].type)
+        self.f_parser = blocks["parser"].apply
+        self.f_verify = blocks["verify_checksum"].apply
+        self.f_ingress = blocks["ingress"].apply
+        self.f_egress = blocks["egress"].apply
+        self.f_compute = blocks["compute_checksum"].apply
+        self.f_deparser = blocks["deparser"].apply
+
+    # -- the packet path --------------------------------------------------------------------
+    def process(self, port: int, data: bytes) -> list[tuple[int, bytes]]:
+        """Process one packet arriving on `port`; return the packets sent, in order."""
+        self.stats.received += 1
+        out: list[tuple[int, bytes]] = []
+        jobs = deque([_Job("ingress", data, port, NORMAL)])
+        budget = MAX_JOBS_PER_PACKET
+        while jobs and budget:
+            budget -= 1
+            job = jobs.popleft()
+            if job.stage == "ingress":
+                self._ingress(job, jobs)
+            else:
+                self._egress(job, jobs, out)
+        self.stats.sent += len(out)
+        return out
+
+    def _ingress(self, job: _Job, jobs: deque) -> None:
+        ctx = self.ctx
+        hdr, meta, sm = self.hdr_new(), self.meta_new(), self.sm_new()
+        now = self.clock()
+        sm.ingress_port = job.port
+        sm.packet_length = len(job.data)
+        sm.instance_type = job.itype
+        sm.ingress_global_timestamp = now
+        _restore(job.preserved, meta, sm)
+        ctx.length, ctx.now_us, ctx.sm = len(job.data), now, sm
+        ctx.clone = ctx.resubmit = ctx.recirculate = ctx.truncate = None
+        payload = self._parse(job.data, hdr, meta, sm)
+        ctx.payload = payload
+        self.f_verify(hdr, meta)
+        try:
+            self.f_ingress(hdr, meta, sm)
+        except R.ExitSignal:
+            pass
+        self._after_ingress(job, jobs, hdr, meta, sm, payload)
+
+    def _parse(self, data: bytes, hdr, meta, sm) -> bytes:
+        pkt = R.PacketIn(data)
+        try:
+            self.f_parser(pkt, hdr, meta, sm)
+        except R.ParserException as e:
+            sm.parser_error = e.code
+            self.stats.parser_errors += 1
+        return data[pkt.pos:]
+
+    def _after_ingress(self, job, jobs, hdr, meta, sm, payload) -> None:
+        ctx = self.ctx
+        if ctx.clone is not None and ctx.clone[0] == I2E:
+            self._clone_i2e(job, jobs, meta, sm, ctx.clone)
+        if ctx.digests:
+            self.digests.extend(ctx.digests)
+            ctx.digests = []
+        if ctx.resubmit is not None:
+            self._loop(jobs, job, job.data, job.port, RESUBMIT, _capture(ctx.resubmit, meta, sm))
+            return
+        if sm.mcast_grp:
+            self._replicate(jobs, sm.mcast_grp, hdr, meta, sm, payload, REPLICATION)
+            return
+        if sm.egress_spec == self.drop_port:
+            self.stats.dropped += 1
+            return
+        jobs.append(_Job("egress", port=sm.egress_spec, itype=NORMAL, hdr=hdr, meta=meta, sm=sm,
+                         payload=payload, loops=job.loops, length=sm.packet_length))
+
+    def _loop(self, jobs, job, data, port, itype, preserved) -> None:
+        if job.loops >= MAX_LOOPS:
+            self.stats.loops_cut += 1
+            return
+        jobs.append(_Job("ingress", data, port, itype, preserved, loops=job.loops + 1))
+
+    def _replicate(self, jobs, group, hdr, meta, sm, payload, itype, loops=0) -> None:
+        for handle in self.mc_groups.get(group, []):
+            node = self.mc_nodes[handle]
+            for port in sorted(node.ports):
+                c_sm = sm.copy()
+                c_sm.egress_rid = node.rid
+                jobs.append(_Job("egress", port=port, itype=itype, hdr=hdr.copy(), meta=meta.copy(),
+                                 sm=c_sm, payload=payload, loops=loops, length=sm.packet_length))
+
+    def _clone_i2e(self, job, jobs, meta, sm, clone) -> None:
+        session = self.mirroring.get(clone[1])
+        if session is None:
+            return
+        preserved = _capture(clone[2], meta, sm)
+        c_hdr, c_meta, c_sm = self.hdr_new(), self.meta_new(), self.sm_new()
+        c_sm.ingress_port = job.port
+        c_sm.packet_length = len(job.data)
+        payload = self._parse(job.data, c_hdr, c_meta, c_sm)
+        c_meta, c_sm = self.meta_new(), self.sm_new()
+        _restore(preserved, c_meta, c_sm)
+        c_sm.packet_length = len(job.data)
+        self._to_session(jobs, session, c_hdr, c_meta, c_sm, payload, INGRESS_CLONE, job.loops)
+
+    def _to_session(self, jobs, session, hdr, meta, sm, payload, itype, loops) -> None:
+        port, group = session
+        if port is not None:
+            jobs.append(_Job("egress", port=port, itype=itype, hdr=hdr.copy(), meta=meta.copy(), sm=sm.copy(),
+                             payload=payload, loops=loops, length=sm.packet_length))
+        if group is not None:
+            self._replicate(jobs, group, hdr, meta, sm, payload, itype, loops)
+
+    def _egress(self, job: _Job, jobs: deque, out: list) -> None:
+        ctx, sm, hdr, meta = self.ctx, job.sm, job.hdr, job.meta
+        if sm.priority >= self.priority_queues:
+            self.stats.dropped += 1
+            return
+        now = self.clock()
+        sm.egress_port = job.port
+        sm.egress_spec = self.drop_port + 1
+        sm.instance_type = job.itype
+        sm.egress_global_timestamp = now
+        sm.packet_length = job.length
+        sm.enq_timestamp = sm.ingress_global_timestamp & 0xFFFFFFFF
+        sm.deq_timedelta = max(0, now - sm.ingress_global_timestamp) & 0xFFFFFFFF
+        ctx.length, ctx.now_us, ctx.sm = job.length, now, sm
+        ctx.clone = ctx.recirculate = ctx.truncate = None
+        try:
+            self.f_egress(hdr, meta, sm)
+        except R.ExitSignal:
+            pass
+        if ctx.clone is not None and ctx.clone[0] == E2E:
+            self._clone_e2e(job, jobs, hdr, meta, sm, ctx.clone)
+        if sm.egress_spec == self.drop_port:
+            self.stats.dropped += 1
+            return
+        data = self._deparse(hdr, meta, job.payload)
+        if ctx.recirculate is not None:
+            self._loop(jobs, job, data, sm.ingress_port, RECIRC, _capture(ctx.recirculate, meta, sm))
+            return
+        if ctx.truncate is not None:
+            data = data[:ctx.truncate]
+        out.append((job.port, data))
+
+    def _clone_e2e(self, job, jobs, hdr, meta, sm, clone) -> None:
+        session = self.mirroring.get(clone[1])
+        if session is None:
+            return
+        preserved = _capture(clone[2], meta, sm)
+        c_meta, c_sm = self.meta_new(), self.sm_new()
+        _restore(preserved, c_meta, c_sm)
+        c_sm.packet_length = job.length
+        self._to_session(jobs, session, hdr.copy(), c_meta, c_sm, job.payload, EGRESS_CLONE, job.loops)
+
+    def _deparse(self, hdr, meta, payload: bytes) -> bytes:
+        self.ctx.payload = payload
+        self.f_compute(hdr, meta)
+        po = R.PacketOut()
+        self.f_deparser(po, hdr)
+        po.parts.append(payload)
+        return b"".join(po.parts)
+
+    # -- state helpers the control plane uses ------------------------------------------------
+    def reset_state(self) -> None:
+        """Clear tables (except const entries), registers, counters, meters, PRE and mirroring."""
+        for t in self.registry.tables.values():
+            t.clear()
+            if t.initial_default is not None:
+                t.set_default(*t.initial_default)
+        for r in self.registry.registers.values():
+            r.reset()
+        for c in self.registry.counters.values():
+            c.reset()
+        self.mirroring.clear()
+        self.mc_groups.clear()
+        self.mc_nodes.clear()
+
+
+def _constructor(types, t):
+    if isinstance(t, T.FieldsT):
+        return types.classes[types.class_name(t)]
+    raise TypeError(f"v1model block parameter of type {t} is not a struct")
+
+
+def _capture(spec, meta, sm) -> tuple:
+    """Values of the preserved fields, as ((root, path, value), ...)."""
+    if not spec:
+        return ()
+    out = []
+    for root, path in spec:
+        obj = meta if root == "meta" else sm
+        for a in path[:-1]:
+            obj = getattr(obj, a)
+        out.append((root, path, getattr(obj, path[-1])))
+    return tuple(out)
+
+
+def _restore(preserved, meta, sm) -> None:
+    for root, path, value in preserved:
+        obj = meta if root == "meta" else sm
+        for a in path[:-1]:
+            obj = getattr(obj, a)
+        setattr(obj, path[-1], value)

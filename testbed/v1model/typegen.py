@@ -1,0 +1,252 @@
+"""Part of stage 5: Python classes for P4 headers, structs and header unions.
+
+Each P4 type becomes a class with `__slots__` and specialised methods (copy, assign, reset,
+is_equal; headers also unpack/pack), so per-packet work is plain attribute access.
+"""
+from __future__ import annotations
+
+import keyword
+
+from . import types as T
+from .errors import UnsupportedError
+
+VALID = "_vld"
+
+
+def attr(name: str) -> str:
+    """Python attribute name for a P4 field."""
+    return name + "_" if keyword.iskeyword(name) or name in (VALID, "copy", "assign", "reset") else name
+
+
+class TypeGen:
+    """Assigns a class name to every FieldsT type and writes the class source."""
+
+    def __init__(self):
+        self.names: dict[int, str] = {}
+        self.order: list[T.FieldsT] = []
+        self.sources: list[str] = []
+
+    def class_name(self, t: T.FieldsT) -> str:
+        key = id(t)
+        if key not in self.names:
+            for _, ft in t.fields:
+                self._dependencies(ft)
+            prefix = {T.HeaderT: "H", T.StructT: "S", T.UnionT: "U"}[type(t)]
+            name = f"{prefix}{len(self.names)}_{_ident(t.name)}"
+            self.names[key] = name
+            self.order.append(t)
+            self.sources.append(self._source(t, name))
+        return self.names[key]
+
+    def _dependencies(self, ft) -> None:
+        if isinstance(ft, T.FieldsT):
+            self.class_name(ft)
+        elif isinstance(ft, T.StackT):
+            self._dependencies(ft.elem)
+
+    # -- expressions for fresh values --------------------------------------------------------
+    def new_value(self, t) -> str:
+        """Python expression creating a default (zero / invalid) value of type t."""
+        if isinstance(t, T.FieldsT):
+            return self.class_name(t) + "()"
+        if isinstance(t, T.StackT):
+            return f"Stack({self.class_name(t.elem)}, {t.size})"
+        if isinstance(t, T.BoolT):
+            return "False"
+        if isinstance(t, T.TupleT):
+            return "(" + "".join(self.new_value(e) + ", " for e in t.elems) + ")"
+        return "0"
+
+    def copy_expr(self, t, code: str) -> str:
+        if isinstance(t, (T.FieldsT, T.StackT)):
+            return f"{code}.copy()"
+        return code
+
+    # -- class source -------------------------------------------------------------------------
+    def _source(self, t: T.FieldsT, name: str) -> str:
+        fields = [(attr(n), ft) for n, ft in t.fields]
+        slots = ([VALID] if isinstance(t, T.HeaderT) else []) + [a for a, _ in fields]
+        slots += [a + "__len" for a, ft in fields if isinstance(ft, T.VarbitT)]
+        lines = [f"class {name}:", f"    __slots__ = {tuple(slots)!r}", f"    p4name = {t.name!r}",
+                 f"    fields = {tuple(n for n, _ in t.fields)!r}"]
+        lines += self._init(t, fields)
+        lines += self._copy(t, name, fields)
+        lines += self._assign(t, fields)
+        lines += self._reset(t, fields)
+        lines += self._equal(t, fields)
+        if isinstance(t, T.HeaderT):
+            lines += self._header_methods(t, fields)
+        if isinstance(t, T.UnionT):
+            lines += self._union_methods(fields)
+        return "\n".join(lines) + "\n"
+
+    def _zero_lines(self, t, fields, target: str, valid: bool | None) -> list[str]:
+        out = []
+        if isinstance(t, T.HeaderT) and valid is not None:
+            out.append(f"{target}.{VALID} = {valid}")
+        for a, ft in fields:
+            out.append(f"{target}.{a} = {self.new_value(ft)}")
+            if isinstance(ft, T.VarbitT):
+                out.append(f"{target}.{a}__len = 0")
+        return out
+
+    def _init(self, t, fields) -> list[str]:
+        body = self._zero_lines(t, fields, "self", False) or ["pass"]
+        return ["    def __init__(self):"] + ["        " + b for b in body]
+
+    def _copy(self, t, name, fields) -> list[str]:
+        out = ["    def copy(self):", f"        n = {name}.__new__({name})"]
+        if isinstance(t, T.HeaderT):
+            out.append(f"        n.{VALID} = self.{VALID}")
+        for a, ft in fields:
+            out.append(f"        n.{a} = {self.copy_expr(ft, 'self.' + a)}")
+            if isinstance(ft, T.VarbitT):
+                out.append(f"        n.{a}__len = self.{a}__len")
+        return out + ["        return n"]
+
+    def _assign(self, t, fields) -> list[str]:
+        out = ["    def assign(self, o):"]
+        if isinstance(t, T.HeaderT):
+            out.append(f"        self.{VALID} = o.{VALID}")
+        for a, ft in fields:
+            if isinstance(ft, (T.FieldsT, T.StackT)):
+                out.append(f"        self.{a}.assign(o.{a})")
+            else:
+                out.append(f"        self.{a} = o.{a}")
+            if isinstance(ft, T.VarbitT):
+                out.append(f"        self.{a}__len = o.{a}__len")
+        return out if len(out) > 1 else out + ["        pass"]
+
+    def _reset(self, t, fields) -> list[str]:
+        out = ["    def reset(self):"]
+        if isinstance(t, T.HeaderT):
+            out.append(f"        self.{VALID} = False")
+        for a, ft in fields:
+            if isinstance(ft, (T.FieldsT, T.StackT)):
+                out.append(f"        self.{a}.reset()")
+            else:
+                out.append(f"        self.{a} = {self.new_value(ft)}")
+        return out if len(out) > 1 else out + ["        pass"]
+
+    def _equal(self, t, fields) -> list[str]:
+        terms = []
+        for a, ft in fields:
+            if isinstance(ft, (T.FieldsT, T.StackT)):
+                terms.append(f"self.{a}.is_equal(o.{a})")
+            else:
+                terms.append(f"self.{a} == o.{a}")
+        body = " and ".join(terms) or "True"
+        if isinstance(t, T.HeaderT):
+            body = f"self.{VALID} == o.{VALID} and (not self.{VALID} or ({body}))"
+        if isinstance(t, T.UnionT):
+            body = " and ".join(terms) or "True"
+        return ["    def is_equal(self, o):", f"        return {body}"]
+
+    def _union_methods(self, fields) -> list[str]:
+        valid_any = " or ".join(f"self.{a}.{VALID}" for a, _ in fields) or "False"
+        out = ["    def is_valid(self):", f"        return {valid_any}",
+               "    def only(self, keep):"]
+        for a, _ in fields:
+            out.append(f"        if keep != {a!r}: self.{a}.{VALID} = False")
+        return out + ["        return None"]
+
+    # -- headers: validity, unpack, pack ----------------------------------------------------
+    def _header_methods(self, t: T.HeaderT, fields) -> list[str]:
+        for a, ft in fields:
+            if not isinstance(ft, (T.BitT, T.VarbitT, T.BoolT, T.EnumT)):
+                raise UnsupportedError(None, f"header {t.name}: field {a} of type {ft} is not supported by this target")
+        out = ["    def set_valid(self):", f"        if not self.{VALID}:"]
+        out += ["            " + line for line in self._zero_lines(t, fields, "self", True)]
+        out += ["    def set_invalid(self):", f"        self.{VALID} = False"]
+        if t.has_varbit():
+            out += self._unpack_varbit(t, fields) + self._pack_varbit(t, fields)
+        else:
+            out += self._unpack_fixed(t, fields) + self._pack_fixed(t, fields)
+        return out
+
+    def _unpack_fixed(self, t, fields) -> list[str]:
+        bits = sum(_bits(ft) for _, ft in fields)
+        nbytes = (bits + 7) // 8
+        out = ["    def unpack(self, pkt):", "        p = pkt.pos", f"        e = p + {nbytes}",
+               "        if e > pkt.n:", "            raise ParserException(1)"]
+        if bits % 8:
+            raise UnsupportedError(None, f"header {t.name} is {bits} bits long; extracted headers must be a whole number of bytes")
+        out.append("        v = int.from_bytes(pkt.data[p:e], 'big')")
+        shift = bits
+        for a, ft in fields:
+            w = _bits(ft)
+            shift -= w
+            out.append(f"        self.{a} = {_from_bits(f'(v >> {shift})' if shift else 'v', w, ft, shift + w < bits or shift > 0)}")
+        out += [f"        self.{VALID} = True", "        pkt.pos = e"]
+        return out
+
+    def _pack_fixed(self, t, fields) -> list[str]:
+        bits = sum(_bits(ft) for _, ft in fields)
+        terms, shift = [], bits
+        for a, ft in fields:
+            w = _bits(ft)
+            shift -= w
+            v = _to_bits(f"self.{a}", w, ft)
+            terms.append(f"({v} << {shift})" if shift else v)
+        expr = " | ".join(terms) or "0"
+        return ["    def pack(self):", f"        return ({expr}).to_bytes({(bits + 7) // 8}, 'big')",
+                "    def as_int(self):", f"        return {expr}", f"    width = {bits}"]
+
+    def _unpack_varbit(self, t, fields) -> list[str]:
+        fixed = sum(_bits(ft) for _, ft in fields if not isinstance(ft, T.VarbitT))
+        out = ["    def unpack(self, pkt, varbits=0):", "        total = " + str(fixed) + " + varbits"]
+        vb = next(ft for _, ft in fields if isinstance(ft, T.VarbitT))
+        out += [f"        if varbits > {vb.max_width} or varbits < 0 or total % 8:",
+                "            raise ParserException(4)",
+                "        p = pkt.pos", "        e = p + total // 8",
+                "        if e > pkt.n:", "            raise ParserException(1)",
+                "        v = int.from_bytes(pkt.data[p:e], 'big')", "        shift = total"]
+        for a, ft in fields:
+            if isinstance(ft, T.VarbitT):
+                out += ["        shift -= varbits", f"        self.{a} = (v >> shift) & ((1 << varbits) - 1)",
+                        f"        self.{a}__len = varbits"]
+            else:
+                w = _bits(ft)
+                out += [f"        shift -= {w}", f"        self.{a} = {_from_bits('(v >> shift)', w, ft, True)}"]
+        return out + [f"        self.{VALID} = True", "        pkt.pos = e"]
+
+    def _pack_varbit(self, t, fields) -> list[str]:
+        out = ["    def pack(self):", "        v = 0", "        bits = 0"]
+        for a, ft in fields:
+            if isinstance(ft, T.VarbitT):
+                out += [f"        v = (v << self.{a}__len) | self.{a}", f"        bits += self.{a}__len"]
+            else:
+                w = _bits(ft)
+                out += [f"        v = (v << {w}) | {_to_bits('self.' + a, w, ft)}", f"        bits += {w}"]
+        return out + ["        return v.to_bytes((bits + 7) // 8, 'big')"]
+
+
+def _bits(ft) -> int:
+    if isinstance(ft, T.BoolT):
+        return 1
+    if isinstance(ft, T.EnumT):
+        return ft.underlying.width
+    return ft.width if isinstance(ft, T.BitT) else 0
+
+
+def _from_bits(v: str, w: int, ft, needs_mask: bool) -> str:
+    masked = f"({v} & {hex((1 << w) - 1)})" if needs_mask else v
+    if isinstance(ft, T.BoolT):
+        return f"({masked} != 0)"
+    if isinstance(ft, T.BitT) and ft.signed:
+        return f"_sx({masked}, {w})"
+    if isinstance(ft, T.EnumT) and ft.underlying.signed:
+        return f"_sx({masked}, {w})"
+    return masked
+
+
+def _to_bits(v: str, w: int, ft) -> str:
+    if isinstance(ft, T.BoolT):
+        return f"(1 if {v} else 0)"
+    if (isinstance(ft, T.BitT) and ft.signed) or (isinstance(ft, T.EnumT) and ft.underlying.signed):
+        return f"({v} & {hex((1 << w) - 1)})"
+    return v
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)

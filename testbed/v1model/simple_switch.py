@@ -73,6 +73,7 @@ class SimpleSwitch:
         self.mc_nodes: dict[int, R.McNode] = {}
         self.next_mc_handle = 0
         self.digests: list = []
+        self._cp = None
         ast = parse_file(program_path, include_path, defines)
         self.checked = check(ast)
         self.lowered = Lowerer(self.checked, self).run()
@@ -193,11 +194,11 @@ class SimpleSwitch:
 
     def _to_session(self, jobs, session, hdr, meta, sm, payload, itype, loops) -> None:
         port, group = session
+        if group is not None:
+            self._replicate(jobs, group, hdr, meta, sm, payload, itype, loops)
         if port is not None:
             jobs.append(_Job("egress", port=port, itype=itype, hdr=hdr.copy(), meta=meta.copy(), sm=sm.copy(),
                              payload=payload, loops=loops, length=sm.packet_length))
-        if group is not None:
-            self._replicate(jobs, group, hdr, meta, sm, payload, itype, loops)
 
     def _egress(self, job: _Job, jobs: deque, out: list) -> None:
         ctx, sm, hdr, meta = self.ctx, job.sm, job.hdr, job.meta
@@ -248,6 +249,30 @@ class SimpleSwitch:
         self.f_deparser(po, hdr)
         po.parts.append(payload)
         return b"".join(po.parts)
+
+    # -- the Python API ------------------------------------------------------------------------
+    def send(self, port: int, data: bytes) -> list[tuple[int, bytes]]:
+        """Alias of `process`: push a packet into `port`, get back (port, bytes) sent."""
+        return self.process(port, data)
+
+    def cli(self, command: str) -> str:
+        """Run one simple_switch_CLI command; raises CommandError when it fails."""
+        return self._control().execute(command)
+
+    def cli_script(self, text: str) -> list[str]:
+        """Run a file's worth of CLI commands, stopping at the first failure."""
+        return self._control().run_script(text)
+
+    def _control(self):
+        if self._cp is None:
+            from .commands import ControlPlane
+            self._cp = ControlPlane(self)
+        return self._cp
+
+    @property
+    def logs(self) -> list[str]:
+        """Messages of log_msg() calls (collected when the switch was made with log=...)."""
+        return self.ctx.logs
 
     # -- state helpers the control plane uses ------------------------------------------------
     def reset_state(self) -> None:

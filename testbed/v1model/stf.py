@@ -23,7 +23,7 @@ CLI_PASSTHROUGH = {
     "mc_mgrp_destroy", "mc_node_create", "mc_node_update", "mc_node_associate", "mc_node_dissociate",
     "mc_node_destroy", "counter_read", "counter_write", "counter_reset", "register_read",
     "register_write", "register_reset", "meter_get_rates", "meter_set_rates", "meter_array_set_rates",
-    "table_set_default", "table_add", "table_delete", "table_modify", "table_clear", "pvs_add",
+    "set_crc16_parameters", "set_crc32_parameters", "table_set_default", "table_add", "table_delete", "table_modify", "table_clear", "pvs_add",
 }
 
 

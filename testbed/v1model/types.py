@@ -236,6 +236,8 @@ def same_type(a: Type, b: Type) -> bool:
         return a is b or (type(a) is type(b) and a.name == b.name)
     if isinstance(a, EnumT) and isinstance(b, EnumT):
         return a is b or a.name == b.name
+    if isinstance(a, (ExternT, BlockT)) and type(a) is type(b):
+        return a.decl is b.decl
     return a is b
 
 

@@ -203,6 +203,7 @@ class BlockGen:
         self.loop_updates: list = []
         self.action_fns: dict = {}          # (table name, action cp name) -> python fn name
         self.block_vars = {id(d) for d in self.decl.locals if isinstance(d, (S.VarDecl,))}
+        self.tracing = lowerer.rt.trace is not None
         self.obj_params = [p for p in self.decl.params if is_object(p.type)]
         self.ctx_params = [self.param_name(p) for p in self.obj_params] + ["F"]
 
@@ -242,6 +243,8 @@ class BlockGen:
             self._gen_parser()
         self.em = em
         header = [f"def make_{self.uid}(I, RT):", "    CTX = RT.ctx"]
+        if self.tracing:
+            header.append("    TRACE = RT.trace")
         header += [f"    {k} = I[{k!r}]" for k in self.bindings if not k.startswith("__")]
         frame_cls = f"FR{self.uid}"
         header += [f"    class {frame_cls}:", f"        __slots__ = {tuple(self.frame)!r}"]
@@ -285,6 +288,8 @@ class BlockGen:
         self.outs = [n for p, n in zip(params, names) if p.direction in ("out", "inout") and not is_object(p.type)]
         self.returns_value = isinstance(getattr(d, "rtype", T.VOID), T.Type) and not isinstance(getattr(d, "rtype", T.VOID), T.VoidT)
         with self.em.indent(f"def {fname}({', '.join(ctx + names)}):"):
+            if self.tracing and isinstance(d, S.ActionDecl):
+                self.em(f"TRACE({('action ' + self.action_cp_name(d))!r})")
             for p, n in zip(params, names):
                 if p.direction == "out" and is_object(p.type) and isinstance(p.type, (T.FieldsT, T.StackT)):
                     self.em(f"{n}.reset()")
@@ -306,6 +311,9 @@ class BlockGen:
                 self.em(f"return ({', '.join(self.outs)},)")
 
     def _frame_setup(self) -> None:
+        if not self._needs_frame():
+            self.em("F = None")
+            return
         self.em(f"F = FR{self.uid}()")
         for p in self.decl.params:
             if not is_object(p.type):
@@ -316,6 +324,10 @@ class BlockGen:
                 n = self.local_name(d, d.name)
                 self.frame.append(n)
                 self.em(f"F.{n} = {self.init_value(d)}")
+
+    def _needs_frame(self) -> bool:
+        scalars = any(not is_object(p.type) for p in self.decl.params)
+        return scalars or any(isinstance(d, S.VarDecl) for d in self.decl.locals)
 
     def init_value(self, d) -> str:
         if d.init is None:
@@ -339,6 +351,8 @@ class BlockGen:
                 keys = [self.key_code(k.expr) for k in d.key]
                 key = keys[0] if len(keys) == 1 else "(" + ", ".join(keys) + ",)"
                 self.em(f"e = {tb}.lookup({key})")
+            if self.tracing:
+                self.em(f"TRACE({('table ' + table.name + ': ')!r} + ('hit' if e.hit else 'miss') + ' -> ' + e.action.name)")
             self.em(f"e.fn({', '.join(self.ctx_params)}, *e.args)")
             self.em("return e")
         for ref in d.actions:
@@ -391,6 +405,8 @@ class BlockGen:
     def _gen_state(self, st: S.ParserState) -> None:
         self.outs = None
         with self.em.indent(f"def S_{_ident(st.name)}({', '.join(self.ctx_params)}):"):
+            if self.tracing:
+                self.em(f"TRACE({('parser ' + self.inst.path + ': state ' + st.name)!r})")
             for s in st.stmts:
                 self.stmt(s)
             self._transition(st.transition)
@@ -1142,6 +1158,8 @@ class Intrinsics:
         if data is not None:
             values = "(" + "".join(f"{c}, " for c, w, g in self.data_items(data)) + ")"
         self.g.em(f"if CTX.log_enabled: CTX.logs.append(_fmt({msg!r}, {values}))")
+        if self.g.tracing:
+            self.g.em(f"TRACE('log_msg: ' + _fmt({msg!r}, {values}))")
 
     def f_verify_checksum(self, e, ft, args, payload=False):
         h = self.hash_fn(args["algo"], e)
@@ -1195,8 +1213,11 @@ class Intrinsics:
 
     def data_bytes(self, data) -> str:
         items = self.data_items(data)
-        if not any(g for _, _, g in items):
+        guards = {g for _, _, g in items}
+        if guards == {None}:
             return _inline_pack(items)
+        if len(guards) == 1:
+            return f"({_inline_pack(items)} if {guards.pop()} else b'')"
         groups, cur, cur_guard = [], [], object()
         for c, w, g in items:
             if g != cur_guard and cur:

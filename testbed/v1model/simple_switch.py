@@ -9,7 +9,6 @@ the switch started), randomness from a seeded generator.
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 from . import runtime as R
@@ -34,28 +33,11 @@ class Stats:
     loops_cut: int = 0
 
 
-@dataclass
-class _Job:
-    """Work for the traffic manager: a packet entering ingress or egress."""
-
-    stage: str                      # 'ingress' or 'egress'
-    data: bytes = b""
-    port: int = 0
-    itype: int = NORMAL
-    preserved: tuple = ()
-    hdr: object = None
-    meta: object = None
-    sm: object = None
-    payload: bytes = b""
-    loops: int = 0
-    length: int = 0
-
-
 class SimpleSwitch:
     """A loaded P4 program plus the switch state around it."""
 
     def __init__(self, program_path: str, include_path=None, defines=None, clock=None, seed: int = 0,
-                 drop_port: int = 511, priority_queues: int = 1, log=None):
+                 drop_port: int = 511, priority_queues: int = 1, log=None, trace=None):
         self.program_path = program_path
         self.drop_port = drop_port
         self.priority_queues = priority_queues
@@ -63,6 +45,7 @@ class SimpleSwitch:
         self.ctx.log_enabled = log is not None
         self.ctx.sm = None
         self.log = log
+        self.trace = trace          # callable(str) for a per-packet trace; None = no trace code at all
         self.rand = R.RandomSource(seed)
         self.hashes = HashUnit()
         self.start = time.monotonic()
@@ -99,41 +82,48 @@ class SimpleSwitch:
         self.f_deparser = blocks["deparser"].apply
 
     # -- the packet path --------------------------------------------------------------------
+    # Work items are tuples: ("i", data, port, itype, preserved, loops) enters ingress,
+    # ("e", port, itype, hdr, meta, sm, payload, loops, length) enters egress. They are handled
+    # in FIFO order, as the traffic manager's queues would release them.
     def process(self, port: int, data: bytes) -> list[tuple[int, bytes]]:
         """Process one packet arriving on `port`; return the packets sent, in order."""
         self.stats.received += 1
+        if self.trace:
+            self.trace(f"packet in: port {port}, {len(data)} bytes")
         out: list[tuple[int, bytes]] = []
-        jobs = deque([_Job("ingress", data, port, NORMAL)])
-        budget = MAX_JOBS_PER_PACKET
-        while jobs and budget:
-            budget -= 1
-            job = jobs.popleft()
-            if job.stage == "ingress":
-                self._ingress(job, jobs)
-            else:
+        jobs: list[tuple] = []
+        self._ingress(data, port, NORMAL, (), 0, jobs)
+        i = 0
+        while i < len(jobs) and i < MAX_JOBS_PER_PACKET:
+            job = jobs[i]
+            i += 1
+            if job[0] == "e":
                 self._egress(job, jobs, out)
+            else:
+                self._ingress(*job[1:], jobs)
         self.stats.sent += len(out)
         return out
 
-    def _ingress(self, job: _Job, jobs: deque) -> None:
+    def _ingress(self, data, port, itype, preserved, loops, jobs) -> None:
         ctx = self.ctx
         hdr, meta, sm = self.hdr_new(), self.meta_new(), self.sm_new()
         now = self.clock()
-        sm.ingress_port = job.port
-        sm.packet_length = len(job.data)
-        sm.instance_type = job.itype
+        sm.ingress_port = port
+        sm.packet_length = len(data)
+        sm.instance_type = itype
         sm.ingress_global_timestamp = now
-        _restore(job.preserved, meta, sm)
-        ctx.length, ctx.now_us, ctx.sm = len(job.data), now, sm
+        if preserved:
+            _restore(preserved, meta, sm)
+        ctx.length, ctx.now_us, ctx.sm = len(data), now, sm
         ctx.clone = ctx.resubmit = ctx.recirculate = ctx.truncate = None
-        payload = self._parse(job.data, hdr, meta, sm)
+        payload = self._parse(data, hdr, meta, sm)
         ctx.payload = payload
         self.f_verify(hdr, meta)
         try:
             self.f_ingress(hdr, meta, sm)
         except R.ExitSignal:
             pass
-        self._after_ingress(job, jobs, hdr, meta, sm, payload)
+        self._after_ingress(data, port, loops, jobs, hdr, meta, sm, payload)
 
     def _parse(self, data: bytes, hdr, meta, sm) -> bytes:
         pkt = R.PacketIn(data)
@@ -142,105 +132,119 @@ class SimpleSwitch:
         except R.ParserException as e:
             sm.parser_error = e.code
             self.stats.parser_errors += 1
+            if self.trace:
+                self.trace(f"parser error {self.checked.errors[e.code]} at byte {pkt.pos}")
         return data[pkt.pos:]
 
-    def _after_ingress(self, job, jobs, hdr, meta, sm, payload) -> None:
+    def _after_ingress(self, data, port, loops, jobs, hdr, meta, sm, payload) -> None:
         ctx = self.ctx
         if ctx.clone is not None and ctx.clone[0] == I2E:
-            self._clone_i2e(job, jobs, meta, sm, ctx.clone)
+            self._clone_i2e(data, port, loops, jobs, meta, sm, ctx.clone)
         if ctx.digests:
             self.digests.extend(ctx.digests)
             ctx.digests = []
         if ctx.resubmit is not None:
-            self._loop(jobs, job, job.data, job.port, RESUBMIT, _capture(ctx.resubmit, meta, sm))
-            return
-        if sm.mcast_grp:
-            self._replicate(jobs, sm.mcast_grp, hdr, meta, sm, payload, REPLICATION)
-            return
-        if sm.egress_spec == self.drop_port:
+            self._note("resubmit")
+            self._loop(jobs, loops, data, port, RESUBMIT, _capture(ctx.resubmit, meta, sm))
+        elif sm.mcast_grp:
+            self._note(f"multicast to group {sm.mcast_grp}")
+            self._replicate(jobs, sm.mcast_grp, hdr, meta, sm, payload, REPLICATION, loops)
+        elif sm.egress_spec == self.drop_port:
+            self._note("dropped at the end of ingress")
             self.stats.dropped += 1
-            return
-        jobs.append(_Job("egress", port=sm.egress_spec, itype=NORMAL, hdr=hdr, meta=meta, sm=sm,
-                         payload=payload, loops=job.loops, length=sm.packet_length))
+        else:
+            if self.trace:
+                self.trace(f"ingress done: egress_spec {sm.egress_spec}")
+            jobs.append(("e", sm.egress_spec, NORMAL, hdr, meta, sm, payload, loops, sm.packet_length))
 
-    def _loop(self, jobs, job, data, port, itype, preserved) -> None:
-        if job.loops >= MAX_LOOPS:
+    def _loop(self, jobs, loops, data, port, itype, preserved) -> None:
+        if loops >= MAX_LOOPS:
             self.stats.loops_cut += 1
             return
-        jobs.append(_Job("ingress", data, port, itype, preserved, loops=job.loops + 1))
+        jobs.append(("i", data, port, itype, preserved, loops + 1))
 
-    def _replicate(self, jobs, group, hdr, meta, sm, payload, itype, loops=0) -> None:
+    def _replicate(self, jobs, group, hdr, meta, sm, payload, itype, loops) -> None:
         for handle in self.mc_groups.get(group, []):
             node = self.mc_nodes[handle]
             for port in sorted(node.ports):
                 c_sm = sm.copy()
                 c_sm.egress_rid = node.rid
-                jobs.append(_Job("egress", port=port, itype=itype, hdr=hdr.copy(), meta=meta.copy(),
-                                 sm=c_sm, payload=payload, loops=loops, length=sm.packet_length))
+                jobs.append(("e", port, itype, hdr.copy(), meta.copy(), c_sm, payload, loops, sm.packet_length))
 
-    def _clone_i2e(self, job, jobs, meta, sm, clone) -> None:
+    def _note(self, msg: str) -> None:
+        if self.trace:
+            self.trace(msg)
+
+    def _clone_i2e(self, data, port, loops, jobs, meta, sm, clone) -> None:
         session = self.mirroring.get(clone[1])
+        self._note(f"I2E clone to session {clone[1]}" + ("" if session else " (not configured)"))
         if session is None:
             return
         preserved = _capture(clone[2], meta, sm)
         c_hdr, c_meta, c_sm = self.hdr_new(), self.meta_new(), self.sm_new()
-        c_sm.ingress_port = job.port
-        c_sm.packet_length = len(job.data)
-        payload = self._parse(job.data, c_hdr, c_meta, c_sm)
+        c_sm.ingress_port = port
+        c_sm.packet_length = len(data)
+        payload = self._parse(data, c_hdr, c_meta, c_sm)
         c_meta, c_sm = self.meta_new(), self.sm_new()
         _restore(preserved, c_meta, c_sm)
-        c_sm.packet_length = len(job.data)
-        self._to_session(jobs, session, c_hdr, c_meta, c_sm, payload, INGRESS_CLONE, job.loops)
+        c_sm.packet_length = len(data)
+        self._to_session(jobs, session, c_hdr, c_meta, c_sm, payload, INGRESS_CLONE, loops)
 
     def _to_session(self, jobs, session, hdr, meta, sm, payload, itype, loops) -> None:
         port, group = session
         if group is not None:
             self._replicate(jobs, group, hdr, meta, sm, payload, itype, loops)
         if port is not None:
-            jobs.append(_Job("egress", port=port, itype=itype, hdr=hdr.copy(), meta=meta.copy(), sm=sm.copy(),
-                             payload=payload, loops=loops, length=sm.packet_length))
+            jobs.append(("e", port, itype, hdr.copy(), meta.copy(), sm.copy(), payload, loops, sm.packet_length))
 
-    def _egress(self, job: _Job, jobs: deque, out: list) -> None:
-        ctx, sm, hdr, meta = self.ctx, job.sm, job.hdr, job.meta
+    def _egress(self, job: tuple, jobs: list, out: list) -> None:
+        _, port, itype, hdr, meta, sm, payload, loops, length = job
+        ctx = self.ctx
         if sm.priority >= self.priority_queues:
+            self._note(f"dropped: priority {sm.priority} out of range ({self.priority_queues} queues)")
             self.stats.dropped += 1
             return
         now = self.clock()
-        sm.egress_port = job.port
+        sm.egress_port = port
         sm.egress_spec = self.drop_port + 1
-        sm.instance_type = job.itype
+        sm.instance_type = itype
         sm.egress_global_timestamp = now
-        sm.packet_length = job.length
+        sm.packet_length = length
         sm.enq_timestamp = sm.ingress_global_timestamp & 0xFFFFFFFF
         sm.deq_timedelta = max(0, now - sm.ingress_global_timestamp) & 0xFFFFFFFF
-        ctx.length, ctx.now_us, ctx.sm = job.length, now, sm
+        ctx.length, ctx.now_us, ctx.sm = length, now, sm
         ctx.clone = ctx.recirculate = ctx.truncate = None
         try:
             self.f_egress(hdr, meta, sm)
         except R.ExitSignal:
             pass
         if ctx.clone is not None and ctx.clone[0] == E2E:
-            self._clone_e2e(job, jobs, hdr, meta, sm, ctx.clone)
+            self._clone_e2e(jobs, hdr, meta, sm, ctx.clone, payload, loops, length)
         if sm.egress_spec == self.drop_port:
+            self._note(f"dropped at the end of egress (port {port})")
             self.stats.dropped += 1
             return
-        data = self._deparse(hdr, meta, job.payload)
+        data = self._deparse(hdr, meta, payload)
         if ctx.recirculate is not None:
-            self._loop(jobs, job, data, sm.ingress_port, RECIRC, _capture(ctx.recirculate, meta, sm))
+            self._note("recirculate")
+            self._loop(jobs, loops, data, sm.ingress_port, RECIRC, _capture(ctx.recirculate, meta, sm))
             return
         if ctx.truncate is not None:
             data = data[:ctx.truncate]
-        out.append((job.port, data))
+        if self.trace:
+            self.trace(f"packet out: port {port}, {len(data)} bytes, instance type {itype}")
+        out.append((port, data))
 
-    def _clone_e2e(self, job, jobs, hdr, meta, sm, clone) -> None:
+    def _clone_e2e(self, jobs, hdr, meta, sm, clone, payload, loops, length) -> None:
         session = self.mirroring.get(clone[1])
+        self._note(f"E2E clone to session {clone[1]}" + ("" if session else " (not configured)"))
         if session is None:
             return
         preserved = _capture(clone[2], meta, sm)
         c_meta, c_sm = self.meta_new(), self.sm_new()
         _restore(preserved, c_meta, c_sm)
-        c_sm.packet_length = job.length
-        self._to_session(jobs, session, hdr.copy(), c_meta, c_sm, job.payload, EGRESS_CLONE, job.loops)
+        c_sm.packet_length = length
+        self._to_session(jobs, session, hdr.copy(), c_meta, c_sm, payload, EGRESS_CLONE, loops)
 
     def _deparse(self, hdr, meta, payload: bytes) -> bytes:
         self.ctx.payload = payload

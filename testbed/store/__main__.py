@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="UNIX socket for control commands (set_next, set_prev, role, stats...)")
     p.add_argument("--stats-file", default=None, metavar="PATH",
                    help="JSON stats dump written on SIGUSR1 and at exit")
+    p.add_argument("--mirror-values", action="store_true",
+                   help="also commit value -> key with every write (NAT's reverse mapping; the "
+                        "switch keeps both keys on one shard)")
     p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return p
 
@@ -88,7 +91,8 @@ def config_from_args(args: argparse.Namespace) -> StoreConfig:
     config = StoreConfig(app=args.app, shard=args.shard, n_shards=args.n_shards,
                          listen=args.listen, udp_port=args.udp_port, repl_port=args.repl_port,
                          lease_ms=args.lease_ms, prev=args.prev, switch_port=args.switch_port,
-                         control=args.control, stats_file=args.stats_file)
+                         control=args.control, stats_file=args.stats_file,
+                         mirror_values=args.mirror_values)
     config.validate()
     if args.next is None:
         return config

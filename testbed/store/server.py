@@ -60,6 +60,7 @@ class StoreConfig:
     switch_port: int | None = protocol.SWITCH_PORT
     control: str | None = None
     stats_file: str | None = None
+    mirror_values: bool = False
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first bad setting."""
@@ -122,7 +123,7 @@ class StoreServer:
         self.config = config
         self.layout = layout_for(config.app)
         self.counters = Counters()
-        self.state = ShardState(config.lease_ms / 1000.0, self.counters)
+        self.state = ShardState(config.lease_ms / 1000.0, self.counters, config.mirror_values)
         self._clock = clock
         self._next: Endpoint | None = None
         self._prev: str | None = config.prev

@@ -1,6 +1,8 @@
 """The per-key state machine of one store shard (docs/protocol.md section 3).
 
 Pure: no I/O and no clock reads; every call takes `now` (seconds, the head's monotonic clock).
+With `mirror` (NAT), a committed write of key -> value also commits value -> key in the same
+step, so the reverse mapping is recoverable wherever the reverse direction goes.
 The head calls `handle` for each request and `on_timer` when a queued request's wait may be
 over; both return an `Outcome` whose `updates` the server replicates down the chain in order.
 Other replicas call `apply` for each update received, and `merge` for each key of a full-state
@@ -121,10 +123,11 @@ class _Waiter:
 class ShardState:
     """All keys of one shard at one replica, with the head's lease queue."""
 
-    def __init__(self, lease_s: float, counters: Counters | None = None) -> None:
+    def __init__(self, lease_s: float, counters: Counters | None = None, mirror: bool = False) -> None:
         if lease_s <= 0:
             raise StoreError(f"lease period must be positive, got {lease_s} s")
         self.lease_s = lease_s
+        self.mirror = mirror
         self.counters = counters if counters is not None else Counters()
         self._keys: dict[int, KeyState] = {}
         self._waiting: dict[int, dict[str, _Waiter]] = {}
@@ -159,6 +162,8 @@ class ShardState:
         promoted = self._promote(req.key, now)
         verdict, update = handler(self, req, now)
         updates = promoted + ([update] if update else [])
+        if verdict is Verdict.COMMITTED and self.mirror:
+            updates.append(self._mirror(req))
         return Outcome(verdict, updates, self._wake_time(req.key))
 
     def on_timer(self, key: int, now: float) -> Outcome:
@@ -212,6 +217,16 @@ class ShardState:
         if self._unqueue(req.key, req.switch):
             self.counters.add("queue_replaced")
         return Verdict.GRANTED, self._grant(req, now)
+
+    def _mirror(self, req: Request) -> Update:
+        """The reverse mapping value -> key, committed with the forward one (NAT: the public
+        endpoint finds the internal one). Its lease is left alone; it carries no ack."""
+        old = self._state(req.value)
+        committed = old.committed if old.value == req.key and old.committed else protocol.seq_next(old.committed)
+        state = replace(old, value=req.key, committed=committed, writer=req.switch)
+        self._keys[req.value] = state
+        self.counters.add("mirrored")
+        return Update(req.value, state, None)
 
     def _enqueue(self, req: Request, now: float) -> None:
         waiters = self._waiting.setdefault(req.key, {})

@@ -26,6 +26,7 @@ COUNTER_NAMES = (
     "duplicates",           # writes with seq == committed (no-op, re-acked by the tail)
     "old_writes",           # writes older than committed (no-op, re-acked by the tail)
     "refusals",             # renewals / writes from a switch that is not the owner
+    "mirrored",             # reverse mappings committed with a write (--mirror-values)
     "snapshots_stored",     # SNAPSHOT requests stored
     "snapshots_old",        # SNAPSHOT requests older than the stored epoch (not stored)
     "acks_total",           # acks sent (by type under acks_sent)

@@ -2,6 +2,9 @@
 
     python -m testbed.v1model stf PROGRAM.p4 TEST.stf     run an STF test (exit 0 = pass)
     python -m testbed.v1model check PROGRAM.p4            load a program and report errors
+    python -m testbed.v1model switch [simple_switch options] PROGRAM.p4 [-- target options]
+                                                          run the switch process (see switchd.py)
+    python -m testbed.v1model cli [--thrift-port P] [FILE] simple_switch_CLI stand-in (see client.py)
 """
 from __future__ import annotations
 
@@ -65,7 +68,23 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
+def cmd_switch(argv: list[str]) -> int:
+    from .switchd import main as switch_main
+    return switch_main(argv)
+
+
+def cmd_cli(argv: list[str]) -> int:
+    from .client import main as cli_main
+    return cli_main(argv)
+
+
+PASSTHROUGH = {"switch": cmd_switch, "cli": cmd_cli}   # subcommands that parse their own argv
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASSTHROUGH:
+        return PASSTHROUGH[argv[0]](argv[1:])
     parser = argparse.ArgumentParser(prog="python -m testbed.v1model",
                                      description="The bundled P4_16 v1model target (a BMv2 simple_switch work-alike).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +96,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("check", help="load a program and report errors")
     _program_args(p)
     p.set_defaults(func=cmd_check)
+    sub.add_parser("switch", help="run the switch process (simple_switch command line; see `switch -h`)")
+    sub.add_parser("cli", help="send simple_switch_CLI commands to a running switch (see `cli -h`)")
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -142,6 +142,7 @@ class Checker:
 
     def _fields_decl(self, d, scope, cls):
         t = cls(d.name)
+        t.loc = d.loc
         scope.types[d.name] = t
         inner = Scope(scope)
         for tp in d.type_params:

@@ -687,6 +687,27 @@ class BlockGen:
         return tmp
 
     # -- expressions --------------------------------------------------------------------------
+    def capture(self, e) -> tuple[str, list[str]]:
+        """Generate `e`, returning its code and the statements it needed (not emitted)."""
+        start = len(self.em.lines)
+        code = self.ex(e)
+        lines = self.em.lines[start:]
+        del self.em.lines[start:]
+        prefix = "    " * self.em.depth
+        return code, [line[len(prefix):] for line in lines]
+
+    def replay(self, lines: list[str]) -> None:
+        for line in lines:
+            self.em(line)
+
+    def spill(self, code: str, t) -> str:
+        """Evaluate `code` now into a temporary (its operands may change later)."""
+        if code.isidentifier() and code.startswith("_t") or _is_literal(code):
+            return code
+        tmp = self.new_tmp()
+        self.em(f"{tmp} = {code}.copy()" if isinstance(t, (T.FieldsT, T.StackT)) else f"{tmp} = {code}")
+        return tmp
+
     def ex(self, e) -> str:
         c = getattr(e, "const", None)
         if c is not None:
@@ -784,8 +805,12 @@ class BlockGen:
     def ex_Binary(self, e):
         op, t = e.op, e.type
         if op in ("&&", "||"):
-            return f"({self.ex(e.left)} {'and' if op == '&&' else 'or'} {self.ex(e.right)})"
-        l, r = self.ex(e.left), self.ex(e.right)
+            return self._short_circuit(e)
+        l = self.ex(e.left)
+        r, lines = self.capture(e.right)
+        if lines:                       # the right operand has side effects: left goes first
+            l = self.spill(l, e.left.type)
+            self.replay(lines)
         if op in ("==", "!="):
             lt = e.left.type
             if isinstance(lt, (T.FieldsT, T.StackT)):
@@ -822,8 +847,33 @@ class BlockGen:
             return f"_sx({v}, {t.width})" if t.signed else f"({v})"
         raise UnsupportedError(e.loc, f"operator {op} is not supported")
 
+    def _short_circuit(self, e) -> str:
+        l = self.ex(e.left)
+        r, lines = self.capture(e.right)
+        word = "and" if e.op == "&&" else "or"
+        if not lines:
+            return f"({l} {word} {r})"
+        tmp = self.new_tmp()
+        self.em(f"{tmp} = {l}")
+        with self.em.indent(f"if {'' if e.op == '&&' else 'not '}{tmp}:"):
+            self.replay(lines)
+            self.em(f"{tmp} = {r}")
+        return tmp
+
     def ex_Ternary(self, e):
-        return f"({self.ex(e.then)} if {self.ex(e.cond)} else {self.ex(e.other)})"
+        c = self.ex(e.cond)
+        a, a_lines = self.capture(e.then)
+        b, b_lines = self.capture(e.other)
+        if not a_lines and not b_lines:
+            return f"({a} if {c} else {b})"
+        tmp = self.new_tmp()
+        with self.em.indent(f"if {c}:"):
+            self.replay(a_lines)
+            self.em(f"{tmp} = {a}")
+        with self.em.indent("else:"):
+            self.replay(b_lines)
+            self.em(f"{tmp} = {b}")
+        return tmp
 
     def ex_Cast(self, e):
         src, dst = e.expr.type, e.to_type
@@ -898,12 +948,13 @@ class BlockGen:
             if a is None or a.value is None or isinstance(a.value, S.DontCare):
                 args.append(self.ex(p.default) if a is None and p.default is not None else self.L.types.new_value(p.type))
                 continue
-            if is_object(p.type):
-                args.append(self.ex(a.value))
-            else:
-                args.append(self.ex(a.value))
-                if p.direction in ("out", "inout"):
-                    outs.append(a.value)
+            code, lines = self.capture(a.value)
+            if lines:                   # earlier arguments are evaluated before this one
+                args = [self.spill(c, None) for c in args]
+                self.replay(lines)
+            args.append(code)
+            if not is_object(p.type) and p.direction in ("out", "inout"):
+                outs.append(a.value)
         call = f"{fn}({', '.join(list(ctx) + args + list(extra))})"
         if not outs:
             return call
@@ -1279,14 +1330,24 @@ class TableBuilder:
         info = table.actions[self.g.action_cp_name(entry.action.decl)]
         cp = [p for p in entry.action.decl.params if not p.direction]
         args = tuple(_fold(a.value) for a in entry.action.args[-len(cp):]) if cp else ()
-        prio = None
-        if entry.priority is not None:
-            prio = _fold(entry.priority)
-        for a in entry.annotations:
-            if a.name == "priority" and a.body:
-                prio = a.body[0].value
-        order = (-prio, index) if prio is not None else (index + 1, index)
-        table.add(match, info, args, index + 1 if prio is None else prio, order=order, is_const=entry.is_const)
+        prio, order = _entry_priority(d, entry, index)
+        table.add(match, info, args, prio, order=order, is_const=entry.is_const)
+
+
+def _entry_priority(d, entry, index: int) -> tuple[int, tuple]:
+    """(priority, sort key; smaller wins) of a program-declared entry. Without a priority,
+    earlier entries win (p4c numbers them 1, 2, ...). `@priority(n)` reaches BMv2 unchanged,
+    where the smallest number wins; `priority = n:` follows the table's largest_priority_wins
+    property (default true)."""
+    for a in entry.annotations:
+        if a.name == "priority" and a.body:
+            n = a.body[0].value
+            return n, (n, index)
+    if entry.priority is not None:
+        n = _fold(entry.priority)
+        largest_wins = _fold(d.properties["largest_priority_wins"]) if "largest_priority_wins" in d.properties else True
+        return n, ((-n if largest_wins else n), index)
+    return index + 1, (index + 1, index)
 
 
 def _noop(*args):
@@ -1332,6 +1393,10 @@ def _const_int(e) -> int:
     if isinstance(v, tuple):
         return v[-1] if v[0] == "enum" else v[1]
     return v
+
+
+def _is_literal(code: str) -> bool:
+    return code.lstrip("-").isdigit() or code in ("True", "False")
 
 
 def _literal(c) -> str:

@@ -518,6 +518,8 @@ class Parser:
         loc = self.expect("table").loc
         name = self.ident("the table's name").text
         table = S.TableDecl(loc, name)
+        if self.accept("("):          # p4c accepts an empty parameter list: table t() { ... }
+            self.expect(")", "')': tables take no parameters")
         self.expect("{")
         while not self.accept("}"):
             self.table_property(table)

@@ -11,11 +11,12 @@ from . import types as T
 from .errors import UnsupportedError
 
 VALID = "_vld"
+PAD = "_pad"          # a last field padding a header to whole bytes, as p4c's BMv2 back end adds
 
 
 def attr(name: str) -> str:
     """Python attribute name for a P4 field."""
-    return name + "_" if keyword.iskeyword(name) or name in (VALID, "copy", "assign", "reset") else name
+    return name + "_" if keyword.iskeyword(name) or name in (VALID, PAD, "copy", "assign", "reset") else name
 
 
 class TypeGen:
@@ -65,6 +66,8 @@ class TypeGen:
     # -- class source -------------------------------------------------------------------------
     def _source(self, t: T.FieldsT, name: str) -> str:
         fields = [(attr(n), ft) for n, ft in t.fields]
+        if isinstance(t, T.HeaderT) and not t.has_varbit() and T.width_of(t) % 8:
+            fields.append((PAD, T.BitT((-T.width_of(t)) % 8)))
         slots = ([VALID] if isinstance(t, T.HeaderT) else []) + [a for a, _ in fields]
         slots += [a + "__len" for a, ft in fields if isinstance(ft, T.VarbitT)]
         lines = [f"class {name}:", f"    __slots__ = {tuple(slots)!r}", f"    p4name = {t.name!r}",
@@ -130,7 +133,7 @@ class TypeGen:
 
     def _equal(self, t, fields) -> list[str]:
         terms = []
-        for a, ft in fields:
+        for a, ft in [f for f in fields if f[0] != PAD]:
             if isinstance(ft, (T.FieldsT, T.StackT)):
                 terms.append(f"self.{a}.is_equal(o.{a})")
             else:
@@ -152,16 +155,26 @@ class TypeGen:
 
     # -- headers: validity, unpack, pack ----------------------------------------------------
     def _header_methods(self, t: T.HeaderT, fields) -> list[str]:
-        for a, ft in fields:
-            if not isinstance(ft, (T.BitT, T.VarbitT, T.BoolT, T.EnumT)):
-                raise UnsupportedError(None, f"header {t.name}: field {a} of type {ft} is not supported by this target")
         out = ["    def set_valid(self):", f"        if not self.{VALID}:"]
         out += ["            " + line for line in self._zero_lines(t, fields, "self", True)]
         out += ["    def set_invalid(self):", f"        self.{VALID} = False"]
+        leaves = self._leaves(t, fields)
         if t.has_varbit():
-            out += self._unpack_varbit(t, fields) + self._pack_varbit(t, fields)
+            out += self._unpack_varbit(t, leaves) + self._pack_varbit(t, leaves)
         else:
-            out += self._unpack_fixed(t, fields) + self._pack_fixed(t, fields)
+            out += self._unpack_fixed(t, leaves) + self._pack_fixed(t, leaves)
+        return out
+
+    def _leaves(self, t, fields, prefix: str = "") -> list:
+        """(attribute path, type) of every bit-level field, structs flattened depth first."""
+        out = []
+        for a, ft in fields:
+            if isinstance(ft, T.StructT):
+                out += self._leaves(t, [(attr(n), f) for n, f in ft.fields], prefix + a + ".")
+            elif isinstance(ft, (T.BitT, T.VarbitT, T.BoolT, T.EnumT)):
+                out.append((prefix + a, ft))
+            else:
+                raise UnsupportedError(getattr(t, "loc", None), f"header {t.name}: field {a} of type {ft} is not supported by this target")
         return out
 
     def _unpack_fixed(self, t, fields) -> list[str]:
@@ -169,8 +182,6 @@ class TypeGen:
         nbytes = (bits + 7) // 8
         out = ["    def unpack(self, pkt):", "        p = pkt.pos", f"        e = p + {nbytes}",
                "        if e > pkt.n:", "            raise ParserException(1)"]
-        if bits % 8:
-            raise UnsupportedError(None, f"header {t.name} is {bits} bits long; extracted headers must be a whole number of bytes")
         out.append("        v = int.from_bytes(pkt.data[p:e], 'big')")
         shift = bits
         for a, ft in fields:
@@ -189,7 +200,7 @@ class TypeGen:
             v = _to_bits(f"self.{a}", w, ft)
             terms.append(f"({v} << {shift})" if shift else v)
         expr = " | ".join(terms) or "0"
-        return ["    def pack(self):", f"        return ({expr}).to_bytes({(bits + 7) // 8}, 'big')",
+        return ["    def pack(self):", f"        return ({expr}).to_bytes({bits // 8}, 'big')",
                 "    def as_int(self):", f"        return {expr}", f"    width = {bits}"]
 
     def _unpack_varbit(self, t, fields) -> list[str]:

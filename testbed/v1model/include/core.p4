@@ -1,8 +1,8 @@
 /* core.p4 for the bundled v1model target of this project.
  * Declares the P4_16 core library (spec section "The core library"): errors, packet_in,
  * packet_out, verify, NoAction and the three core match kinds. */
-#ifndef _TESTBED_CORE_P4_
-#define _TESTBED_CORE_P4_
+#ifndef _CORE_P4_
+#define _CORE_P4_
 
 /* The first seven errors, in this order, are defined by the specification. */
 error {

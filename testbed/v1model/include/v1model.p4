@@ -3,8 +3,8 @@
  * externs, the six-block V1Switch package). Deprecated forms that programs still use are
  * declared too. Define V1MODEL_VERSION before including to select the newer generic forms;
  * this target accepts both forms whatever the version. */
-#ifndef _TESTBED_V1MODEL_P4_
-#define _TESTBED_V1MODEL_P4_
+#ifndef _V1_MODEL_P4_
+#define _V1_MODEL_P4_
 
 #include "core.p4"
 

@@ -1,0 +1,1070 @@
+"""The bundled switch as a process, shaped like BMv2's `simple_switch`.
+
+    python -m testbed.v1model switch [options] PROGRAM.p4 [-- target options]
+    p4sim-switch -i 1@s1-eth1 -i 2@s1-eth2 --thrift-port 9090 --pcap pcaps prog.p4
+
+The command line is simple_switch's (`-i N@ifname`, `--pcap [DIR]`, `--thrift-port`, `--device-id`,
+`--log-console`, `--log-file`, `-L`, ...; target options after `--`: `--drop-port`,
+`--priority-queues`, `--cpu-port`), so topology code written for BMv2 starts this target by
+changing only the binary name. The program is P4_16 source (this target has no JSON loader).
+Options that make no sense here are accepted with a warning on stderr; see `parse_command_line`.
+
+Exit status: 0 after SIGTERM/SIGINT (pcaps and logs flushed); 64 bad command line (the message
+names the option); 65 the program does not load (the P4 error, file:line:col); 70 an I/O failure
+(interface missing, control port taken, pcap or log file not writable; the message names it);
+134 an `assert()`/`assume()` in the program failed (simple_switch abort()s there).
+
+Readiness: after every interface is bound and the control port listens, one line
+`READY {"pid": .., "thrift_port": .., "device_id": .., "ports": {"1": "s1-eth1", ..}, ..}` goes to
+stdout (flushed) and the `switch_info` command answers.
+
+Control protocol (the `--thrift-port` stand-in; TCP on 127.0.0.1 only, several clients at once):
+the client sends one command per line, UTF-8, in the simple_switch_CLI language; for each line
+the switch sends back one JSON object on one line:
+    {"ok": true,  "output": "<what simple_switch_CLI prints>", "error": null}
+    {"ok": false, "output": "",                               "error": "<message>"}
+Commands `switch_info` and `stats` also carry `"data": {...}` (machine-readable). Besides every
+command of `testbed.v1model.commands.ControlPlane`, the server itself answers `switch_info`,
+`show_ports`, `stats` (rx/tx per port, parser errors, drops, failures), `reset_stats`,
+`port_add <ifname> <port>`, `port_remove <port>` and `help`.
+
+Concurrency: one thread. An epoll loop waits on the raw sockets, the control sockets and a
+signal wake-up socket; a readable port is drained (non-blocking `recv_into` a preallocated
+buffer, up to BATCH frames) and each frame goes through `SimpleSwitch.process` and out on the
+raw socket of each output port; control commands run between batches, so they never race with
+packet processing. Frames the switch sends itself are never read back (PACKET_IGNORE_OUTGOING).
+pcaps and the log are flushed at least once a second and at exit.
+
+Logging: `--log-console` writes the log to stdout, `--log-file F` to `F.txt` (the name BMv2
+writes, as p4c's STF runner expects: `--log-file switch.log` gives `switch.log.txt`; rotated at
+`--log-file-max-size` bytes into `F.1.txt` ... keeping `--log-file-max-files`). At level trace or
+debug (`-L`, default trace) every packet is traced: parser states, tables hit or missed, actions,
+drop/clone/multicast/egress decisions and transmissions, each line prefixed with a timestamp and
+`[pkt N]`. Without a log option the interpreter is built without any trace code.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from testbed.errors import TestbedError
+
+from .errors import CommandError, P4Error
+from .runtime import AssertFailure as _AssertFailure
+
+EXIT_OK, EXIT_USAGE, EXIT_PROGRAM, EXIT_IO, EXIT_ASSERT = 0, 64, 65, 70, 134
+PROG = "p4sim-switch"
+VERSION = "0.1.0"
+
+BATCH = 64                      # frames drained from one port before looking at the others
+FLUSH_INTERVAL = 1.0            # pcaps and log are flushed at least this often (s)
+RECV_BUFFER = 1 << 16           # largest frame read (bigger ones are counted as truncated)
+SOCKET_RCVBUF = 1 << 21         # kernel receive buffer per port (bytes)
+SOCKET_SNDBUF = 1 << 21
+MAX_COMMAND = 1 << 20           # longest control line accepted (bytes)
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
+PACKET_IGNORE_OUTGOING = 23     # Linux >= 4.20
+SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32
+SIOCGIFFLAGS = 0x8913
+IFF_UP, IFF_RUNNING = 0x1, 0x40
+MSG_TRUNC = socket.MSG_TRUNC
+
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "critical", "off")
+
+
+class SwitchUsageError(TestbedError):
+    """The command line is wrong; the message names the option."""
+
+
+class SwitchIOError(TestbedError):
+    """An interface, file or socket the switch needs cannot be used; the message names it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+@dataclass
+class SwitchOptions:
+    """A validated simple_switch-style command line."""
+
+    program: str = ""
+    interfaces: dict = field(default_factory=dict)    # port number -> interface name
+    pcap_dir: str | None = None
+    thrift_port: int = 9090
+    device_id: int = 0
+    log_console: bool = False
+    log_file: str | None = None
+    log_level: str = "trace"
+    log_flush: bool = False
+    log_max_size: int = 5 * 1024 * 1024
+    log_max_files: int = 3
+    dump_packet_data: int = 0
+    max_port_count: int = 512
+    cpu_port: int | None = None
+    seed: int = 0
+    include: list = field(default_factory=list)
+    defines: dict = field(default_factory=dict)
+    drop_port: int = 511
+    priority_queues: int = 1
+    warnings: list = field(default_factory=list)
+    action: str = "run"                               # run, help, version
+
+    @property
+    def log_path(self) -> str | None:
+        """The file the log really goes to (`--log-file F` writes `F.txt`, as BMv2)."""
+        return None if self.log_file is None else self.log_file + ".txt"
+
+    @property
+    def tracing(self) -> bool:
+        return (self.log_console or self.log_file is not None) and self.log_level in ("trace", "debug")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises SwitchUsageError instead of exiting."""
+
+    def error(self, message):
+        raise SwitchUsageError(message)
+
+
+IGNORED = {   # option -> why it has no effect here (accepted with a warning)
+    "nanolog": "this target has no nanomsg event logger (use --log-console/--log-file)",
+    "notifications_addr": "digests and ageing notifications are not published (digests are kept in memory)",
+    "debugger": "this target has no BMv2 debugger",
+    "debugger_addr": "this target has no BMv2 debugger",
+    "restore_state": "BMv2 state dumps cannot be restored; replay the CLI command file instead",
+}
+
+
+def _generic_parser() -> _Parser:
+    p = _Parser(prog=PROG, add_help=False, allow_abbrev=False,
+                usage=f"{PROG} [options] PROGRAM.p4 [-- target options]")
+    p.add_argument("program", nargs="?", help="P4_16 source of a v1model program")
+    p.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    p.add_argument("-v", "--version", action="store_true", help="print the version and exit")
+    p.add_argument("--json-version", action="store_true", help="explain which program format is read, and exit")
+    p.add_argument("-i", "--interface", action="append", default=[], metavar="N@IFNAME",
+                   help="attach interface IFNAME as port N (repeatable)")
+    p.add_argument("--pcap", nargs="?", const=".", metavar="DIR",
+                   help="write <DIR>/<ifname>_in.pcap and _out.pcap (DIR defaults to .; must exist)")
+    p.add_argument("--thrift-port", type=int, default=9090, metavar="P",
+                   help="control port on 127.0.0.1 (default 9090; 0 picks a free port)")
+    p.add_argument("--device-id", type=int, default=0, metavar="N", help="device id (default 0)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--log-console", action="store_true", help="log (and trace packets) to stdout")
+    g.add_argument("--log-file", metavar="F", help="log (and trace packets) to F.txt")
+    p.add_argument("-L", "--log-level", default="trace", metavar="LEVEL",
+                   help="trace, debug, info, warn, error, critical or off (default trace)")
+    p.add_argument("--log-flush", action="store_true", help="flush the log after every line")
+    p.add_argument("--log-file-max-size", type=int, default=5 * 1024 * 1024, metavar="BYTES")
+    p.add_argument("--log-file-max-files", type=int, default=3, metavar="N")
+    p.add_argument("--dump-packet-data", type=int, default=0, metavar="N",
+                   help="log the first N bytes of every packet received and sent (level info)")
+    p.add_argument("--max-port-count", type=int, default=512, metavar="N")
+    p.add_argument("--nanolog", metavar="ADDR")
+    p.add_argument("--notifications-addr", metavar="ADDR")
+    p.add_argument("--debugger", action="store_true")
+    p.add_argument("--debugger-addr", metavar="ADDR")
+    p.add_argument("--restore-state", metavar="FILE")
+    p.add_argument("--use-files", metavar="N")
+    p.add_argument("--packet-in", metavar="ADDR")
+    p.add_argument("--no-p4", action="store_true")
+    # bundled-target extras
+    p.add_argument("--cpu-port", type=int, metavar="N", help="port number whose interface is the CPU port")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of random() and hash random")
+    p.add_argument("-I", dest="include", action="append", default=[], metavar="DIR",
+                   help="add DIR to the #include search path")
+    p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="define a preprocessor macro")
+    return p
+
+
+GRPC_OPTIONS = ("--grpc-server-addr", "--grpc-server-ssl", "--grpc-server-cacert", "--grpc-server-cert",
+                "--grpc-server-key", "--grpc-server-with-client-auth", "--dp-grpc-server-addr", "--disable-swap")
+
+
+def _target_parser() -> _Parser:
+    p = _Parser(prog=f"{PROG} ... --", add_help=False, allow_abbrev=False)
+    p.add_argument("--drop-port", type=int, default=None, metavar="N")
+    p.add_argument("--priority-queues", type=int, default=1, metavar="N")
+    p.add_argument("--cpu-port", type=int, metavar="N")
+    p.add_argument("--enable-swap", action="store_true")
+    for name in ("--max-mc-groups", "--max-l1-entries", "--max-l2-entries"):
+        p.add_argument(name, type=int, metavar="N")
+    p.add_argument("--load-modules", metavar="LIST")
+    for name in GRPC_OPTIONS:
+        if name in ("--grpc-server-ssl", "--grpc-server-with-client-auth", "--disable-swap"):
+            p.add_argument(name, action="store_true")
+        else:
+            p.add_argument(name, metavar="VALUE")
+    return p
+
+
+def usage_text() -> str:
+    """The help of the command (generic options, then target options)."""
+    return (_generic_parser().format_help()
+            + "\ntarget options (after --):\n"
+            "  --drop-port N          egress_spec value that drops (default 511)\n"
+            "  --priority-queues N    egress queues per port; priority >= N drops (default 1)\n"
+            "  --cpu-port N           as simple_switch_grpc: the port whose interface is the CPU port\n"
+            "  --enable-swap, --max-mc-groups, --max-l1-entries, --max-l2-entries, --grpc-*: accepted, no effect\n"
+            "\nexit status: 0 stopped by SIGTERM/SIGINT, 64 bad option, 65 bad program, 70 I/O failure, "
+            "134 assert() failed\n")
+
+
+def parse_command_line(argv: list[str]) -> SwitchOptions:
+    """Parse and validate a simple_switch command line; raise SwitchUsageError."""
+    argv = list(argv)
+    target = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, target = argv[:cut], argv[cut + 1:]
+    args = _generic_parser().parse_args(argv)
+    targs = _target_parser().parse_args(target)
+    opts = SwitchOptions()
+    if args.help or args.version or args.json_version:
+        opts.action = "help" if args.help else "version"
+        return opts
+    _reject(args)
+    _fix_implicit_pcap(args)
+    opts.program = _program(args.program)
+    opts.interfaces = _interfaces(args.interface, args.max_port_count)
+    opts.pcap_dir = _pcap_dir(args.pcap)
+    opts.thrift_port = _in_range("--thrift-port", args.thrift_port, 0, 65535)
+    opts.device_id = _in_range("--device-id", args.device_id, 0, 2 ** 63 - 1)
+    opts.log_console, opts.log_file, opts.log_flush = args.log_console, args.log_file, args.log_flush
+    opts.log_level = _log_level(args.log_level)
+    opts.log_max_size = _in_range("--log-file-max-size", args.log_file_max_size, 1, 2 ** 63 - 1)
+    opts.log_max_files = _in_range("--log-file-max-files", args.log_file_max_files, 1, 1000)
+    opts.dump_packet_data = _in_range("--dump-packet-data", args.dump_packet_data, 0, 2 ** 31)
+    opts.max_port_count = args.max_port_count
+    opts.seed, opts.include = args.seed, args.include
+    opts.defines = dict(_define(d) for d in args.defines)
+    _target_options(opts, targs)
+    opts.cpu_port = _cpu_port(args.cpu_port, targs.cpu_port, opts)
+    opts.warnings += [f"--{k.replace('_', '-')} ignored: {why}" for k, why in IGNORED.items()
+                      if getattr(args, k) not in (None, False)]
+    if opts.log_level != "trace" and not (opts.log_console or opts.log_file):
+        opts.warnings.append("--log-level has no effect without --log-console or --log-file")
+    return opts
+
+
+def _reject(args) -> None:
+    if args.use_files is not None:
+        raise SwitchUsageError("--use-files is not supported: this target reads interfaces only "
+                               "(to run packets from files use `python -m testbed.v1model stf`)")
+    if args.packet_in is not None:
+        raise SwitchUsageError("--packet-in is not supported: this target has no nanomsg packet socket; "
+                               "attach interfaces with -i N@IFNAME")
+    if args.no_p4:
+        raise SwitchUsageError("--no-p4 is not supported: give the P4 program on the command line "
+                               "(this target cannot load one later)")
+
+
+def _fix_implicit_pcap(args) -> None:
+    """`--pcap prog.p4` means `--pcap .` then the program (as BMv2's implicit value reads)."""
+    if args.program is None and args.pcap and args.pcap.endswith((".p4", ".json")) and not os.path.isdir(args.pcap):
+        args.program, args.pcap = args.pcap, "."
+
+
+def _program(path: str | None) -> str:
+    if not path:
+        raise SwitchUsageError("no program given: the last argument must be a P4_16 source file (PROGRAM.p4)")
+    if path.endswith(".json"):
+        sibling = path[:-5] + ".p4"
+        hint = f" (did you mean {sibling}?)" if os.path.exists(sibling) else ""
+        raise SwitchUsageError(f"{path}: this target runs P4_16 source, not BMv2 JSON: give the .p4 program{hint}")
+    return path
+
+
+def _interfaces(items: list[str], max_ports: int) -> dict:
+    out: dict[int, str] = {}
+    for item in items:
+        num, at, name = item.partition("@")
+        try:
+            port = int(num, 10)
+        except ValueError:
+            port = None
+        if not at or not name or port is None:
+            raise SwitchUsageError(f"-i {item}: expected N@IFNAME, e.g. -i 1@s1-eth1")
+        if not 0 <= port < max_ports:
+            raise SwitchUsageError(f"-i {item}: port {port} out of range 0..{max_ports - 1} (--max-port-count)")
+        if port in out:
+            raise SwitchUsageError(f"-i {item}: port {port} is already attached to {out[port]}")
+        if name in out.values():
+            raise SwitchUsageError(f"-i {item}: interface {name} is attached twice")
+        out[port] = name
+    return out
+
+
+def _pcap_dir(path: str | None) -> str | None:
+    if path is None:
+        return None
+    if not os.path.isdir(path):
+        raise SwitchUsageError(f"--pcap {path}: directory does not exist")
+    return path
+
+
+def _in_range(option: str, value: int, lo: int, hi: int) -> int:
+    if not lo <= value <= hi:
+        raise SwitchUsageError(f"{option} {value}: must be in {lo}..{hi}")
+    return value
+
+
+def _log_level(level: str) -> str:
+    level = {"warning": "warn", "err": "error"}.get(level.lower(), level.lower())
+    if level not in LOG_LEVELS:
+        raise SwitchUsageError(f"--log-level {level}: must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _define(item: str) -> tuple:
+    name, _, value = item.partition("=")
+    if not name.isidentifier():
+        raise SwitchUsageError(f"-D {item}: {name!r} is not a macro name")
+    return name, value or "1"
+
+
+def _target_options(opts: SwitchOptions, t) -> None:
+    if t.drop_port is not None:
+        opts.drop_port = _in_range("--drop-port", t.drop_port, 0, 511)
+    opts.priority_queues = _in_range("--priority-queues", t.priority_queues, 1, 8)
+    if t.load_modules:
+        raise SwitchUsageError("--load-modules is not supported: this target cannot load BMv2 extern modules")
+    for name in ("enable_swap", "max_mc_groups", "max_l1_entries", "max_l2_entries"):
+        if getattr(t, name) not in (None, False):
+            opts.warnings.append(f"--{name.replace('_', '-')} ignored: this target has no such limit or mode")
+    grpc = [n for n in GRPC_OPTIONS if getattr(t, n[2:].replace("-", "_")) not in (None, False)]
+    if grpc:
+        opts.warnings.append(f"{', '.join(grpc)} ignored: this target has no P4Runtime server; "
+                             "configure it through the control port (p4sim-cli)")
+    for port in opts.interfaces:
+        if port == opts.drop_port:
+            raise SwitchUsageError(f"-i {port}@{opts.interfaces[port]}: port {port} is the drop port (--drop-port)")
+
+
+def _cpu_port(generic: int | None, target: int | None, opts: SwitchOptions) -> int | None:
+    if generic is not None and target is not None and generic != target:
+        raise SwitchUsageError(f"--cpu-port given twice with different values ({generic}, {target})")
+    port = generic if generic is not None else target
+    if port is None:
+        return None
+    if not 1 <= port < min(512, opts.max_port_count) or port == opts.drop_port:
+        raise SwitchUsageError(f"--cpu-port {port}: must be a non-zero 9-bit port number other than the drop port")
+    if port not in opts.interfaces:
+        opts.warnings.append(f"--cpu-port {port}: no interface is attached as port {port} (-i {port}@IFNAME); "
+                             "packets sent to the CPU port are dropped")
+    return port
+
+
+# ---------------------------------------------------------------------------------------------
+# Log and per-packet trace
+
+
+class SwitchLog:
+    """The switch log: stdout (`--log-console`) or a rotating file; None sink = no log."""
+
+    RANK = {name: i for i, name in enumerate(LOG_LEVELS)}
+    TAG = {"trace": "T", "debug": "D", "info": "I", "warn": "W", "error": "E", "critical": "C"}
+
+    def __init__(self, opts: SwitchOptions):
+        self.level = self.RANK[opts.log_level]
+        self.flush_each = opts.log_flush
+        self.path, self.max_size, self.max_files = opts.log_path, opts.log_max_size, opts.log_max_files
+        self.size = 0
+        self.sink = None
+        if opts.log_console and self.level < self.RANK["off"]:
+            self.sink = sys.stdout
+        elif self.path and self.level < self.RANK["off"]:
+            self.sink = self._open()
+
+    def _open(self):
+        try:
+            return open(self.path, "w", buffering=1 << 16, encoding="utf-8")
+        except OSError as e:
+            raise SwitchIOError(f"--log-file: cannot write {self.path}: {e.strerror}") from None
+
+    def enabled(self, level: str) -> bool:
+        return self.sink is not None and self.RANK[level] >= self.level
+
+    def line(self, text: str) -> None:
+        """Write one already formatted line."""
+        self.sink.write(text + "\n")
+        if self.path:
+            self.size += len(text) + 1
+            if self.size >= self.max_size:
+                self._rotate()
+        if self.flush_each:
+            self.sink.flush()
+
+    def log(self, level: str, message: str) -> None:
+        if self.enabled(level):
+            for part in message.splitlines() or [""]:
+                self.line(f"[{_now()}] [bmv2] [{self.TAG[level]}] {part}")
+
+    def info(self, message: str) -> None:
+        self.log("info", message)
+
+    def warn(self, message: str) -> None:
+        """Warnings also go to stderr (unless the log already is the console)."""
+        self.log("warn", message)
+        print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+
+    def error(self, message: str) -> None:
+        self.log("error", message)
+        print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+    def _rotate(self) -> None:
+        self.sink.close()
+        self._shift_rotated(self.path[:-4])
+        self.sink, self.size = self._open(), 0
+
+    def _shift_rotated(self, stem: str) -> None:
+        """F.txt -> F.1.txt -> F.2.txt ...; the oldest beyond max_files - 1 is removed."""
+        names = [self.path] + [f"{stem}.{i}.txt" for i in range(1, self.max_files)]
+        if os.path.exists(names[-1]) and len(names) > 1:
+            os.remove(names[-1])
+        for newer, older in zip(reversed(names[:-1]), reversed(names[1:])):
+            if os.path.exists(newer):
+                os.replace(newer, older)
+
+    def flush(self) -> None:
+        if self.sink is not None:
+            self.sink.flush()
+
+    def close(self) -> None:
+        if self.sink is not None and self.sink is not sys.stdout:
+            self.sink.close()
+        elif self.sink is not None:
+            self.sink.flush()
+        self.sink = None
+
+
+def _now() -> str:
+    return datetime.now().strftime("%H:%M:%S.%f")
+
+
+class PacketTracer:
+    """The `trace` callable of SimpleSwitch: prefixes each line with a timestamp and packet id."""
+
+    def __init__(self, log: SwitchLog):
+        self.log = log
+        self.packet = 0
+        self.prefix = "[bmv2] [T] "
+
+    def begin(self) -> None:
+        """A new frame arrived: the following lines belong to it."""
+        self.packet += 1
+        self.prefix = f"[{_now()}] [bmv2] [T] [pkt {self.packet}] "
+
+    def __call__(self, message: str) -> None:
+        self.log.line(self.prefix + message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports: raw sockets bound to interfaces
+
+
+class Port:
+    """One switch port: an AF_PACKET socket bound to `ifname`, its counters and pcaps."""
+
+    __slots__ = ("num", "ifname", "sock", "fd", "rx", "rx_bytes", "tx", "tx_bytes", "tx_errors",
+                 "rx_errors", "truncated", "pcap_in", "pcap_out")
+
+    def __init__(self, num: int, ifname: str):
+        self.num, self.ifname = num, ifname
+        self.rx = self.rx_bytes = self.tx = self.tx_bytes = self.tx_errors = self.rx_errors = self.truncated = 0
+        self.pcap_in = self.pcap_out = None
+        self.sock = open_raw_socket(ifname)
+        self.fd = self.sock.fileno()
+
+    def is_up(self) -> bool:
+        try:
+            flags = struct.unpack_from("H", fcntl.ioctl(self.fd, SIOCGIFFLAGS, struct.pack("16sH14x", self.ifname.encode(), 0)), 16)[0]
+        except OSError:
+            return False
+        return bool(flags & IFF_UP) and bool(flags & IFF_RUNNING)
+
+    def open_pcaps(self, directory: str) -> None:
+        from .pcap import PcapWriter
+        base = os.path.join(directory, self.ifname)
+        try:
+            self.pcap_in = PcapWriter(base + "_in.pcap")
+            self.pcap_out = PcapWriter(base + "_out.pcap")
+        except OSError as e:
+            raise SwitchIOError(f"--pcap: cannot write {e.filename}: {e.strerror}") from None
+
+    def flush(self) -> None:
+        for w in (self.pcap_in, self.pcap_out):
+            if w is not None:
+                w.flush()
+
+    def close(self) -> None:
+        for w in (self.pcap_in, self.pcap_out):
+            if w is not None:
+                w.close()
+        self.sock.close()
+
+    def counters(self) -> dict:
+        return {"ifname": self.ifname, "rx": self.rx, "rx_bytes": self.rx_bytes, "tx": self.tx,
+                "tx_bytes": self.tx_bytes, "tx_errors": self.tx_errors, "rx_errors": self.rx_errors,
+                "truncated": self.truncated}
+
+
+def open_raw_socket(ifname: str) -> socket.socket:
+    """A non-blocking AF_PACKET socket receiving every frame arriving on `ifname` (promiscuous),
+    never the frames sent through it; raise SwitchIOError naming the interface."""
+    try:
+        index = socket.if_nametoindex(ifname)
+    except OSError:
+        raise SwitchIOError(f"interface {ifname}: no such interface") from None
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)    # protocol 0: nothing queued before bind
+    try:
+        sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, SOCKET_RCVBUF)
+        _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_SNDBUF)
+        sock.bind((ifname, ETH_P_ALL))
+        sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b""))
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        raise SwitchIOError(f"interface {ifname}: cannot attach a raw socket: {e.strerror or e}") from None
+    return sock
+
+
+def _set_buffer(sock, forced: int, plain: int, size: int) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, forced, size)      # root may exceed net.core.*mem_max
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Control server
+
+
+class ControlConnection:
+    """One client of the control port: bytes in, complete lines out, replies buffered."""
+
+    __slots__ = ("sock", "fd", "inbuf", "outbuf", "peer")
+
+    def __init__(self, sock: socket.socket, peer):
+        self.sock, self.fd, self.peer = sock, sock.fileno(), peer
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        sock.setblocking(False)
+
+    def read_lines(self) -> list[str] | None:
+        """Complete lines received so far; None when the client is gone or misbehaves."""
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        self.inbuf += chunk
+        if b"\n" not in self.inbuf:
+            return None if len(self.inbuf) > MAX_COMMAND else []
+        *lines, rest = self.inbuf.split(b"\n")
+        self.inbuf = bytearray(rest)
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
+
+    def queue(self, reply: dict) -> None:
+        self.outbuf += json.dumps(reply).encode() + b"\n"
+
+    def send_pending(self) -> bool:
+        """Send what the socket takes now; True when everything is out."""
+        try:
+            n = self.sock.send(self.outbuf)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            self.outbuf.clear()
+            return True
+        del self.outbuf[:n]
+        return not self.outbuf
+
+
+def open_control_listener(port: int) -> socket.socket:
+    """The control port: TCP on 127.0.0.1 only; raise SwitchIOError naming the address."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(16)
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        raise SwitchIOError(f"--thrift-port {port}: cannot listen on 127.0.0.1:{port}: {e.strerror}") from None
+    return sock
+
+
+# ---------------------------------------------------------------------------------------------
+# The switch process
+
+
+class SwitchDaemon:
+    """A loaded SimpleSwitch attached to interfaces and a control port, run by an epoll loop."""
+
+    def __init__(self, opts: SwitchOptions, switch, log: SwitchLog, tracer: PacketTracer | None):
+        self.opts, self.switch, self.log, self.tracer = opts, switch, log, tracer
+        self.ports: dict[int, Port] = {}
+        self.failures = 0             # frames whose processing raised an unexpected exception
+        self.unknown_port = 0         # output to a port with no interface
+        self.stopping = False
+        self.listener = None
+        self.thrift_port = opts.thrift_port
+        self.clients: dict[int, ControlConnection] = {}
+        self.handlers: dict = {}
+        self.epoll = select.epoll()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._buf = bytearray(RECV_BUFFER)
+        self._view = memoryview(self._buf)
+        self._started = time.time()
+
+    # -- set-up -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Bind every interface, open pcaps, then listen on the control port."""
+        for num, ifname in sorted(self.opts.interfaces.items()):
+            self.add_port(num, ifname)
+        self.listener = open_control_listener(self.opts.thrift_port)
+        self.thrift_port = self.listener.getsockname()[1]
+        self._watch(self.listener.fileno(), self._accept)
+        for s in (self._wake_r, self._wake_w):
+            s.setblocking(False)
+        self._watch(self._wake_r.fileno(), self._woken)
+
+    def add_port(self, num: int, ifname: str) -> Port:
+        port = Port(num, ifname)
+        try:
+            if self.opts.pcap_dir is not None:
+                port.open_pcaps(self.opts.pcap_dir)
+        except SwitchIOError:
+            port.close()
+            raise
+        self.ports[num] = port
+        self._watch(port.fd, lambda _ev, p=port: self._drain(p))
+        self.log.info(f"Adding interface {ifname} as port {num}")
+        if not port.is_up():
+            self.log.warn(f"interface {ifname} (port {num}) is down: frames cannot be sent on it until it is up")
+        return port
+
+    def remove_port(self, num: int) -> None:
+        port = self.ports.pop(num)
+        self._unwatch(port.fd)
+        port.close()
+        self.log.info(f"Removing port {num} ({port.ifname})")
+
+    def _watch(self, fd: int, handler, events=select.EPOLLIN) -> None:
+        self.handlers[fd] = handler
+        self.epoll.register(fd, events)
+
+    def _unwatch(self, fd: int) -> None:
+        self.handlers.pop(fd, None)
+        try:
+            self.epoll.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
+    def ready_info(self) -> dict:
+        o = self.opts
+        return {"pid": os.getpid(), "thrift_port": self.thrift_port, "device_id": o.device_id,
+                "ports": {str(n): p.ifname for n, p in sorted(self.ports.items())}, "cpu_port": o.cpu_port,
+                "drop_port": o.drop_port, "priority_queues": o.priority_queues,
+                "program": os.path.abspath(o.program), "pcap_dir": o.pcap_dir, "log_file": o.log_path,
+                "log_console": o.log_console, "target": "bundled v1model (testbed.v1model)"}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def request_stop(self, *_args) -> None:
+        """Signal handler: leave the loop after the current batch."""
+        self.stopping = True
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def _woken(self, _ev) -> None:
+        try:
+            while self._wake_r.recv(512):
+                pass
+        except OSError:
+            pass
+
+    def run(self) -> None:
+        """Process frames and commands until request_stop(); AssertFailure propagates."""
+        poll, handlers = self.epoll.poll, self.handlers
+        monotonic = time.monotonic
+        next_flush = monotonic() + FLUSH_INTERVAL
+        timeout = FLUSH_INTERVAL
+        while not self.stopping:
+            for fd, ev in poll(timeout):
+                handler = handlers.get(fd)
+                if handler is not None:
+                    handler(ev)
+            now = monotonic()
+            if now >= next_flush:
+                self.flush()
+                next_flush = now + FLUSH_INTERVAL
+            timeout = next_flush - now
+
+    def _drain(self, port: Port) -> None:
+        """Read up to BATCH frames from `port` and switch each one."""
+        recv_into, buf, view, size = port.sock.recv_into, self._buf, self._view, RECV_BUFFER
+        process, ports, tracer = self.switch.process, self.ports, self.tracer
+        pcap_in, num, slow = port.pcap_in, port.num, tracer is not None or self.opts.dump_packet_data
+        got = nbytes = 0
+        for _ in range(BATCH):
+            try:
+                n = recv_into(buf, size, MSG_TRUNC)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                self._rx_error(port, e)
+                break
+            if n > size:
+                port.truncated += 1
+                continue
+            data = view[:n].tobytes()
+            got += 1
+            nbytes += n
+            if pcap_in is not None:
+                pcap_in.write(data)
+            if slow:
+                self._trace_in(port, data)
+            try:
+                outs = process(num, data)
+            except _AssertFailure:
+                raise
+            except Exception:           # a target fault on one frame must not stop the switch
+                self._failed(port, data)
+                continue
+            for onum, odata in outs:
+                out = ports.get(onum)
+                if out is None:
+                    self.unknown_port += 1
+                    if slow:
+                        self._trace_out(onum, None, odata)
+                    continue
+                try:
+                    out.sock.send(odata)
+                except OSError:
+                    out.tx_errors += 1
+                    continue
+                out.tx += 1
+                out.tx_bytes += len(odata)
+                if out.pcap_out is not None:
+                    out.pcap_out.write(odata)
+                if slow:
+                    self._trace_out(onum, out, odata)
+        port.rx += got
+        port.rx_bytes += nbytes
+
+    def _rx_error(self, port: Port, e: OSError) -> None:
+        port.rx_errors += 1
+        self.log.warn(f"port {port.num} ({port.ifname}): receive failed: {e.strerror or e}")
+
+    def _trace_in(self, port: Port, data: bytes) -> None:
+        if self.tracer is not None:
+            self.tracer.begin()
+        n = self.opts.dump_packet_data
+        if n and self.log.enabled("info"):
+            self.log.info(f"Packet data (in, port {port.num}): {data[:n].hex(' ')}")
+
+    def _trace_out(self, num: int, port: Port | None, data: bytes) -> None:
+        if self.tracer is not None:
+            if port is None:
+                self.tracer(f"dropped: no interface attached as port {num}")
+            else:
+                self.tracer(f"transmitted on port {num} ({port.ifname}), {len(data)} bytes")
+        n = self.opts.dump_packet_data
+        if n and port is not None and self.log.enabled("info"):
+            self.log.info(f"Packet data (out, port {num}): {data[:n].hex(' ')}")
+
+    def _failed(self, port: Port, data: bytes) -> None:
+        self.failures += 1
+        self.log.error(f"frame {len(data)} bytes on port {port.num} ({port.ifname}) not processed "
+                       f"(target fault, frame dropped):\n{traceback.format_exc().rstrip()}")
+
+    # -- control ------------------------------------------------------------------------------
+    def _accept(self, _ev) -> None:
+        while True:
+            try:
+                sock, peer = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.log.warn(f"control port: accept failed: {e.strerror}")
+                return
+            conn = ControlConnection(sock, peer)
+            self.clients[conn.fd] = conn
+            self._watch(conn.fd, lambda ev, c=conn: self._client_event(c, ev))
+
+    def _client_event(self, conn: ControlConnection, ev: int) -> None:
+        if ev & select.EPOLLOUT:
+            if conn.send_pending():
+                self.epoll.modify(conn.fd, select.EPOLLIN)
+        if not ev & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+            return
+        lines = conn.read_lines()
+        if lines is None:
+            self._drop_client(conn)
+            return
+        for line in lines:
+            conn.queue(self.command(line))
+        if conn.outbuf and not conn.send_pending():
+            self.epoll.modify(conn.fd, select.EPOLLIN | select.EPOLLOUT)
+
+    def _drop_client(self, conn: ControlConnection) -> None:
+        self.clients.pop(conn.fd, None)
+        self._unwatch(conn.fd)
+        conn.sock.close()
+
+    def command(self, line: str) -> dict:
+        """Run one control line; the reply object of the protocol."""
+        text = line.strip()
+        if not text or text.startswith(("#", "//")):
+            return {"ok": True, "output": "", "error": None}
+        name, *args = text.split()
+        local = getattr(self, "cmd_" + name, None)
+        self.log.info(f"control: {text}")
+        try:
+            if local is not None:
+                output, data = local(args)
+            else:
+                output, data = self.switch.cli(text), None
+        except CommandError as e:
+            self.log.info(f"control error: {e}")
+            return {"ok": False, "output": "", "error": str(e)}
+        except Exception as e:          # a fault in the control plane must not stop the switch
+            self.log.error(f"control command {text!r} failed:\n{traceback.format_exc().rstrip()}")
+            return {"ok": False, "output": "", "error": f"{name}: internal error: {e!r}"}
+        reply = {"ok": True, "output": output, "error": None}
+        if data is not None:
+            reply["data"] = data
+        return reply
+
+    def cmd_switch_info(self, args):
+        info = self.ready_info()
+        info.update(notifications_socket=None, elogger_socket=None, debugger_socket=None)
+        keys = ("device_id", "thrift_port", "pid", "program", "target", "ports", "cpu_port", "drop_port",
+                "priority_queues", "pcap_dir", "log_file", "notifications_socket", "elogger_socket",
+                "debugger_socket")
+        rows = [f"{k:<25}: {_show(info[k])}" for k in keys]
+        return "\n".join(rows), info
+
+    def cmd_show_ports(self, args):
+        rows = ["port # | iface name       | status | extra info", "=" * 56]
+        for num, port in sorted(self.ports.items()):
+            extra = []
+            if port.pcap_in is not None:
+                extra.append(f"pcap: {port.pcap_in.path}, {port.pcap_out.path}")
+            if num == self.opts.cpu_port:
+                extra.append("CPU port")
+            rows.append(f"{num:<9}{port.ifname:<19}{'UP' if port.is_up() else 'DOWN':<9}{'; '.join(extra)}")
+        return "\n".join(rows), None
+
+    def stats(self) -> dict:
+        s = self.switch.stats
+        ports = {str(n): p.counters() for n, p in sorted(self.ports.items())}
+        return {"received": sum(p.rx for p in self.ports.values()), "sent": sum(p.tx for p in self.ports.values()),
+                "program_drops": s.dropped, "parser_errors": s.parser_errors, "failures": self.failures,
+                "unknown_port_drops": self.unknown_port, "loops_cut": s.loops_cut,
+                "tx_errors": sum(p.tx_errors for p in self.ports.values()),
+                "truncated": sum(p.truncated for p in self.ports.values()), "ports": ports}
+
+    def cmd_stats(self, args):
+        data = self.stats()
+        rows = [f"{k:<20}: {v}" for k, v in data.items() if k != "ports"]
+        for num, c in data["ports"].items():
+            rows.append(f"port {num} ({c['ifname']}): rx {c['rx']} pkts {c['rx_bytes']} B, tx {c['tx']} pkts "
+                        f"{c['tx_bytes']} B, tx errors {c['tx_errors']}, rx errors {c['rx_errors']}, "
+                        f"truncated {c['truncated']}")
+        return "\n".join(rows), data
+
+    def cmd_reset_stats(self, args):
+        for p in self.ports.values():
+            p.rx = p.rx_bytes = p.tx = p.tx_bytes = p.tx_errors = p.rx_errors = p.truncated = 0
+        s = self.switch.stats
+        s.received = s.sent = s.dropped = s.parser_errors = s.loops_cut = 0
+        self.failures = self.unknown_port = 0
+        return "", None
+
+    def cmd_port_add(self, args):
+        if len(args) not in (2, 3):
+            raise CommandError("port_add: usage: port_add <iface name> <port num> [pcap path]")
+        ifname, num = args[0], _port_number(args[1], "port_add", self.opts.max_port_count)
+        if num in self.ports or num == self.opts.drop_port:
+            raise CommandError(f"port_add: port {num} is already in use")
+        if any(p.ifname == ifname for p in self.ports.values()):
+            raise CommandError(f"port_add: interface {ifname} is already attached")
+        try:
+            self.add_port(num, ifname)
+        except SwitchIOError as e:
+            raise CommandError(f"port_add: {e}") from None
+        note = "" if len(args) == 2 else "per-port pcap path ignored (use --pcap DIR)"
+        return note, None
+
+    def cmd_port_remove(self, args):
+        if len(args) != 1:
+            raise CommandError("port_remove: usage: port_remove <port num>")
+        num = _port_number(args[0], "port_remove", self.opts.max_port_count)
+        if num not in self.ports:
+            raise CommandError(f"port_remove: no interface is attached as port {num}")
+        self.remove_port(num)
+        return "", None
+
+    def cmd_help(self, args):
+        return (self.switch.cli("help") + "\nSwitch process commands:\n"
+                "  switch_info  show_ports  stats  reset_stats  port_add  port_remove"), None
+
+    # -- shutdown -------------------------------------------------------------------------------
+    def flush(self) -> None:
+        for port in self.ports.values():
+            port.flush()
+        self.log.flush()
+
+    def close(self) -> None:
+        """Close ports (pcaps flushed), clients and the listener (idempotent)."""
+        for num in list(self.ports):
+            port = self.ports.pop(num)
+            port.close()
+        for conn in list(self.clients.values()):
+            self._drop_client(conn)
+        for s in (self.listener, self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+        self.listener = None
+        self.epoll.close()
+
+
+def _port_number(text: str, cmd: str, max_ports: int) -> int:
+    try:
+        num = int(text, 0)
+    except ValueError:
+        raise CommandError(f"{cmd}: port number must be an integer, got {text!r}") from None
+    if not 0 <= num < max_ports:
+        raise CommandError(f"{cmd}: port {num} out of range 0..{max_ports - 1}")
+    return num
+
+
+def _show(value) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}@{v}" for k, v in value.items()) or "none"
+    return "None" if value is None else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+
+
+def main(argv=None) -> int:
+    """Run the switch process; return the exit status (see the module docstring)."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        opts = parse_command_line(argv)
+    except SwitchUsageError as e:
+        print(f"usage: {PROG} [options] PROGRAM.p4 [-- target options]\n{PROG}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if opts.action == "help":
+        print(usage_text())
+        return EXIT_OK
+    if opts.action == "version":
+        print(f"{PROG} {VERSION} (bundled v1model target; reads P4_16 source, not BMv2 JSON)")
+        return EXIT_OK
+    for warning in opts.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    return _run(opts)
+
+
+def _run(opts: SwitchOptions) -> int:
+    stop_early = []
+    previous = {sig: signal.signal(sig, lambda *_: stop_early.append(1)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    log = daemon = None
+    try:
+        log = SwitchLog(opts)
+        tracer = PacketTracer(log) if opts.tracing and log.sink is not None else None
+        switch = _load(opts, tracer)
+        daemon = SwitchDaemon(opts, switch, log, tracer)
+        for sig in previous:
+            signal.signal(sig, daemon.request_stop)
+        daemon.open()
+        if stop_early:
+            return EXIT_OK
+        _announce(daemon)
+        daemon.run()
+        return EXIT_OK
+    except P4Error as e:
+        print(e, file=sys.stderr)
+        return EXIT_PROGRAM
+    except _ProgramUnreadable as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return EXIT_PROGRAM
+    except SwitchIOError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return EXIT_IO
+    except _AssertFailure as e:
+        where = e.args[0] if e.args else "?"
+        if log is not None:
+            log.log("critical", f"Assert error at {where}")
+        print(f"{PROG}: Assert error at {where}: the program's assert()/assume() failed; stopping",
+              file=sys.stderr)
+        return EXIT_ASSERT
+    finally:
+        if daemon is not None:
+            _goodbye(daemon)
+            daemon.close()
+        if log is not None:
+            log.close()
+        sys.stdout.flush()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _ProgramUnreadable(TestbedError):
+    """The program file cannot be read."""
+
+
+def _load(opts: SwitchOptions, tracer):
+    from .simple_switch import SimpleSwitch
+    try:
+        return SimpleSwitch(opts.program, opts.include or None, opts.defines or None, seed=opts.seed,
+                            drop_port=opts.drop_port, priority_queues=opts.priority_queues, trace=tracer)
+    except OSError as e:
+        raise _ProgramUnreadable(f"cannot read program {e.filename or opts.program}: {e.strerror}") from None
+
+
+def _announce(daemon: SwitchDaemon) -> None:
+    info = daemon.ready_info()
+    daemon.log.info(f"Thrift-port stand-in listening on 127.0.0.1:{daemon.thrift_port}; ready")
+    daemon.log.flush()
+    print("READY " + json.dumps({k: info[k] for k in ("pid", "thrift_port", "device_id", "ports", "cpu_port")}),
+          flush=True)
+
+
+def _goodbye(daemon: SwitchDaemon) -> None:
+    stats = daemon.stats()
+    daemon.log.info("Stopping: " + ", ".join(f"{k} {v}" for k, v in stats.items() if k != "ports"))
+    daemon.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

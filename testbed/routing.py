@@ -11,7 +11,9 @@ Routes, per switch:
 - leaf: its hosts as /32 to the host port; every other leaf's subnet to an ECMP group (id =
   that leaf's index) over the live spines that reach both leaves; each spine's RedPlane
   address to the port towards that spine; anycast prefixes (NAT public address, LB VIP) to
-  group 0 over every live spine.
+  groups 1000, 1001, ... over every live spine. Each group route carries an ECMP hash mode
+  (5-tuple by default; apps ask for endpoint or symmetric hashing to keep both directions of
+  a translated connection on one spine).
 - spine: every leaf's subnet to the port towards that leaf.
 """
 from __future__ import annotations
@@ -25,7 +27,8 @@ from dataclasses import dataclass, field
 from testbed.errors import TestbedError
 from testbed.topology import LeafSpineTopo
 
-ANYCAST_GROUP = 0
+ANYCAST_GROUP_BASE = 1000
+HASH_5TUPLE, HASH_DST, HASH_SRC, HASH_SYMMETRIC = 0, 1, 2, 3
 
 
 class RoutingError(TestbedError):
@@ -56,12 +59,15 @@ class SwitchConfig:
     smac: dict = field(default_factory=dict)         # egress port -> action
 
 
-def compute_config(topo: LeafSpineTopo, view: FabricView, anycast: tuple = ()) -> dict:
-    """Desired SwitchConfig of every live switch."""
+def compute_config(topo: LeafSpineTopo, view: FabricView, anycast: tuple = (),
+                   hash_modes: dict | None = None) -> dict:
+    """Desired SwitchConfig of every live switch. `hash_modes` maps (leaf, prefix) to the ECMP
+    hash mode of that route (default: 5-tuple)."""
     out = {}
+    modes = hash_modes or {}
     for leaf in topo.leaves():
         if view.switch_up(leaf):
-            out[leaf] = _leaf_config(topo, view, leaf, anycast)
+            out[leaf] = _leaf_config(topo, view, leaf, anycast, modes)
     for spine in topo.spines():
         if view.switch_up(spine):
             out[spine] = _spine_config(topo, view, spine)
@@ -80,7 +86,7 @@ def _hop(topo: LeafSpineTopo, switch: str, peer: str) -> tuple:
     return ("to_port", port, peer_mac)
 
 
-def _leaf_config(topo, view, leaf, anycast) -> SwitchConfig:
+def _leaf_config(topo, view, leaf, anycast, modes) -> SwitchConfig:
     cfg = SwitchConfig()
     _port_macs(topo, leaf, cfg)
     for host in topo.hosts_of_leaf(leaf):
@@ -92,20 +98,21 @@ def _leaf_config(topo, view, leaf, anycast) -> SwitchConfig:
         if other == leaf:
             continue
         via = [s for s in live if view.link_up(topo, s, other)]
-        _group(topo, cfg, leaf, topo.node(other).index, via, topo.subnet_of(other))
+        prefix = topo.subnet_of(other)
+        _group(topo, cfg, leaf, topo.node(other).index, via, prefix, modes.get((leaf, prefix), HASH_5TUPLE))
     for spine in live:
         cfg.lpm[f"{topo.redplane_ip(spine)}/32"] = _hop(topo, leaf, spine)
-    for prefix in anycast:
-        _group(topo, cfg, leaf, ANYCAST_GROUP, live, prefix)
+    for i, prefix in enumerate(anycast):
+        _group(topo, cfg, leaf, ANYCAST_GROUP_BASE + i, live, prefix, modes.get((leaf, prefix), HASH_5TUPLE))
     return cfg
 
 
-def _group(topo, cfg: SwitchConfig, leaf: str, group: int, spines: list, prefix: str) -> None:
+def _group(topo, cfg: SwitchConfig, leaf: str, group: int, spines: list, prefix: str, mode: int) -> None:
     if not spines:
         return
     for i, spine in enumerate(spines):
         cfg.members[(group, i)] = _hop(topo, leaf, spine)
-    cfg.lpm[prefix] = ("to_group", group, len(spines))
+    cfg.lpm[prefix] = ("to_group", group, len(spines), mode)
 
 
 def _spine_config(topo, view, spine) -> SwitchConfig:
@@ -198,9 +205,11 @@ class RoutingEvent:
 class RoutingController:
     """Programs every switch from the topology and follows failures and recoveries."""
 
-    def __init__(self, topo: LeafSpineTopo, clients: dict, anycast: tuple = (), clock=time.monotonic):
+    def __init__(self, topo: LeafSpineTopo, clients: dict, anycast: tuple = (), hash_modes: dict | None = None,
+                 clock=time.monotonic):
         self.topo = topo
         self.anycast = tuple(anycast)
+        self.hash_modes = dict(hash_modes or {})
         self.clock = clock
         self.programmers = {name: Programmer(name, client) for name, client in clients.items()}
         self.view = FabricView()
@@ -228,7 +237,7 @@ class RoutingController:
             self._converge(cause)
 
     def _converge(self, cause: str) -> None:
-        for name, cfg in compute_config(self.topo, self.view, self.anycast).items():
+        for name, cfg in compute_config(self.topo, self.view, self.anycast, self.hash_modes).items():
             n = self.programmers[name].apply(cfg)
             if n:
                 self._event("reprogrammed", name, f"{n} commands ({cause})")

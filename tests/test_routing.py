@@ -134,4 +134,4 @@ def test_link_recovery_restores_both_spines(net):
     fab.link_up("l2-s2")
     settle(ctl, mon, 5)
     assert ctl.view.down_links == frozenset()
-    assert compute_config(topo, ctl.view)["l1"].lpm[topo.subnet_of("l2")] == ("to_group", 2, 2)
+    assert compute_config(topo, ctl.view)["l1"].lpm[topo.subnet_of("l2")] == ("to_group", 2, 2, 0)

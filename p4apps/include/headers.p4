@@ -80,6 +80,7 @@ struct fabric_meta_t {
     bit<16> ecmp_group;
     bit<16> ecmp_size;
     bit<16> ecmp_idx;
+    bit<8>  hash_mode;    /* see FabricRouting.to_group */
     bit<1>  l4_dirty;     /* an app rewrote addresses or ports: recompute L4 checksums */
 }
 

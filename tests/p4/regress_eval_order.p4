@@ -1,6 +1,6 @@
 // Regression: operands are evaluated left to right (P4_16 spec, "Order of evaluation").  In
 // `a + bump(a)` the left operand must be read BEFORE bump() increments it.  The hoisted
-// call runs first, so the interpreter reads the already-incremented value.
+// call must not run before the left operand is read.
 #include <core.p4>
 #include <v1model.p4>
 header h_t { bit<8> a; bit<8> b; }

@@ -1,5 +1,5 @@
 // Regression (include guards): p4c's core.p4 defines _CORE_P4_ (and v1model.p4 defines _V1_MODEL_P4_); programs and
-// shared fragments test it with #ifdef.  The bundled core.p4 defines _TESTBED_CORE_P4_ instead.
+// shared fragments test it with #ifdef, so the bundled headers must define the same names.
 #include <core.p4>
 #include <v1model.p4>
 header h_t { bit<8> a; }

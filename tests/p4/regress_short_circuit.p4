@@ -1,6 +1,7 @@
-// Regression: `&&`, `||` and `?:` must not evaluate the skipped operand.  A function/action call with
-// out/inout arguments inside such an operand is hoisted into a statement executed before the
-// whole expression, so its side effects happen even when the operand is skipped.
+// Regression: `&&`, `||` and `?:` must not evaluate the skipped operand, also when it calls a
+// function with out/inout arguments (whose side effects must then not happen).
+
+
 #include <core.p4>
 #include <v1model.p4>
 header h_t { bit<8> a; bit<8> b; bit<8> c; bit<8> d; }

@@ -35,19 +35,26 @@ class SwitchHandle:
 
 
 class InProcessFabric:
-    def __init__(self, topo: LeafSpineTopo, programs: dict | None = None, clock=None):
+    def __init__(self, topo: LeafSpineTopo, programs: dict | None = None, clock=None, defines: dict | None = None):
         self.topo = topo
         self.clock = clock
         self.programs = {sw: LEAF_P4 for sw in topo.leaves()} | {sw: SPINE_P4 for sw in topo.spines()}
         self.programs.update(programs or {})
+        self.defines = defines or {}             # switch -> preprocessor defines
         self.switches: dict[str, SimpleSwitch | None] = {sw: self._load(sw) for sw in topo.switches()}
         self.down_links: set[str] = set()
         self.inbox: dict[str, list[bytes]] = {h: [] for h in topo.hosts()}
         self.cpu_out: dict[str, list[bytes]] = {sw: [] for sw in topo.switches()}
         self.handles = {sw: SwitchHandle(self, sw) for sw in topo.switches()}
+        self.host_handlers: dict = {}        # host -> callable(frame) -> [reply frames]
+        self.cpu_handlers: dict = {}         # switch -> callable(frame) for CPU-port output
+
+    def attach(self, host: str, handler) -> None:
+        """Make `host` answer frames: handler(frame) returns the frames it sends back."""
+        self.host_handlers[host] = handler
 
     def _load(self, switch: str) -> SimpleSwitch:
-        return SimpleSwitch(self.programs[switch], clock=self.clock)
+        return SimpleSwitch(self.programs[switch], defines=self.defines.get(switch), clock=self.clock)
 
     # -- failures ---------------------------------------------------------------------------
     def crash(self, switch: str) -> None:
@@ -90,7 +97,8 @@ class InProcessFabric:
 
     def _deliver(self, switch: str, port: int, data: bytes, queue: deque) -> None:
         if port == CPU_PORT:
-            self.cpu_out[switch].append(data)
+            handler = self.cpu_handlers.get(switch)
+            handler(data) if handler else self.cpu_out[switch].append(data)
             return
         try:
             peer = self.topo.peer_of_port(switch, port)
@@ -99,9 +107,18 @@ class InProcessFabric:
         link = self.topo.link(switch, peer)
         if peer in self.inbox:
             if link.key not in self.down_links:
-                self.inbox[peer].append(data)
+                self._to_host(peer, data, link, queue)
             return
         queue.append((peer, link.port_on(peer), data, link.key))
+
+    def _to_host(self, host: str, data: bytes, link, queue: deque) -> None:
+        handler = self.host_handlers.get(host)
+        if handler is None:
+            self.inbox[host].append(data)
+            return
+        leaf = link.peer_of(host)
+        for reply in handler(data):
+            queue.append((leaf, link.port_on(leaf), reply, link.key))
 
     # -- what the liveness monitor needs ----------------------------------------------------
     def read_rx(self, switch: str) -> dict | None:

@@ -1,0 +1,136 @@
+"""The stateful apps as data: program, variants, service addresses and control-plane config.
+
+Every app has the same interface (`App`), and `APPS` maps names to instances, so experiments
+and the testbed pick apps by name. An app's configuration is generated from the topology:
+nothing is written by hand per fabric size.
+
+Variants (one P4 source each):
+    redplane  fault tolerance with RedPlane (linearizable mode)
+    noft      no fault tolerance: state only in the switch that created it
+    s1        noft plus checkpoint-recovery by a control-plane process (testbed/checkpoint.py)
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import zlib
+from dataclasses import dataclass, field
+
+from p4apps import P4APPS_DIR
+from testbed.errors import ConfigError
+from testbed.routing import HASH_5TUPLE, HASH_DST, HASH_SRC, HASH_SYMMETRIC
+from testbed.topology import LeafSpineTopo
+
+VARIANTS = {
+    "redplane": {},
+    "noft": {"REDPLANE_NOFT": "1"},
+    "s1": {"REDPLANE_NOFT": "1"},
+}
+
+
+class App:
+    """Base of every app. Subclasses set the class attributes and override the hooks."""
+
+    name = ""
+    program = ""            # file name under p4apps/
+    layout = ""             # RedPlane layout name (testbed/redplane/protocol.py)
+    mirror_values = False   # the store commits value -> key too (NAT)
+
+    def program_path(self) -> str:
+        return os.path.join(P4APPS_DIR, self.program)
+
+    def defines(self, variant: str) -> dict:
+        if variant not in VARIANTS:
+            raise ConfigError(f"variant: must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        return dict(VARIANTS[variant])
+
+    def anycast(self, topo: LeafSpineTopo) -> tuple:
+        """Prefixes any spine can serve (routed to every live spine)."""
+        return ()
+
+    def hash_modes(self, topo: LeafSpineTopo, variant: str) -> dict:
+        """ECMP hash mode per (leaf, prefix); default 5-tuple everywhere."""
+        return {}
+
+    def spine_commands(self, topo: LeafSpineTopo, spine: str, n_shards: int) -> list[str]:
+        """The app's own table entries on `spine`."""
+        return []
+
+
+def _client_leaves(topo: LeafSpineTopo) -> list[str]:
+    return sorted({topo.leaf_of(h) for h in topo.clients()}, key=topo.leaves().index)
+
+
+def _server_leaves(topo: LeafSpineTopo) -> list[str]:
+    return sorted({topo.leaf_of(h) for h in topo.servers()}, key=topo.leaves().index)
+
+
+def _affinity(topo, client_side_mode, server_side_mode, server_prefixes, client_prefixes) -> dict:
+    """Both directions of a translated connection on one spine: the client leaves hash their
+    traffic towards the servers with one mode, the server leaves theirs back with the other."""
+    modes = {}
+    for leaf in _client_leaves(topo):
+        for prefix in server_prefixes:
+            modes[(leaf, prefix)] = client_side_mode
+    for leaf in _server_leaves(topo):
+        for prefix in client_prefixes:
+            modes[(leaf, prefix)] = server_side_mode
+    return modes
+
+
+class NatApp(App):
+    """Source NAT for the client leaves' subnets, public address PUBLIC_IP."""
+
+    name = "nat"
+    program = "nat.p4"
+    layout = "nat"
+    mirror_values = True
+    PUBLIC_IP = "10.253.0.1"
+    PUBLIC_PREFIX = "10.253.0.0/24"
+    POOL = 1024                 # must equal NAT_POOL in nat.p4
+    PORT_BASE = 10000
+    PORTS_PER_SPINE = 8192
+
+    def anycast(self, topo):
+        return (self.PUBLIC_PREFIX,)
+
+    def hash_modes(self, topo, variant):
+        """Without RedPlane both directions must meet the spine holding the mapping: hash on
+        the server endpoint, which the NAT does not change. With RedPlane any spine will do."""
+        if variant == "redplane":
+            return {}
+        servers = [topo.subnet_of(l) for l in _server_leaves(topo)]
+        return _affinity(topo, HASH_DST, HASH_SRC, servers, [self.PUBLIC_PREFIX])
+
+    def spine_commands(self, topo, spine, n_shards):
+        cmds = [f"table_set_default nat_public set_public {self.PUBLIC_IP}"]
+        cmds += [f"table_add nat_inside inside {topo.subnet_of(leaf)} =>" for leaf in _client_leaves(topo)]
+        for shard, ports in enumerate(self.port_pools(topo, spine, n_shards)):
+            cmds += [f"table_add nat_ports use_port {shard} {slot} => {port}" for slot, port in enumerate(ports)]
+        return cmds
+
+    def port_pools(self, topo, spine, n_shards) -> list[list[int]]:
+        """Per shard, POOL public ports of this spine's range whose public endpoint hashes to
+        that shard (crc32 of address ++ port, as the switch and store compute it)."""
+        base = self.PORT_BASE + (topo.node(spine).index - 1) * self.PORTS_PER_SPINE
+        if base + self.PORTS_PER_SPINE > 65536:
+            raise ConfigError(f"nat: too many spines for the public port space (spine {spine})")
+        addr = int(ipaddress.IPv4Address(self.PUBLIC_IP)).to_bytes(4, "big")
+        pools = [[] for _ in range(n_shards)]
+        for port in range(base, base + self.PORTS_PER_SPINE):
+            shard = zlib.crc32(addr + port.to_bytes(2, "big")) % n_shards
+            if len(pools[shard]) < self.POOL:
+                pools[shard].append(port)
+        if min(len(p) for p in pools) < self.POOL:
+            raise ConfigError(f"nat: {n_shards} shards leave fewer than {self.POOL} ports per shard on {spine}")
+        return pools
+
+
+APPS: dict[str, App] = {app.name: app for app in (NatApp(),)}
+
+
+def app_named(name: str) -> App:
+    try:
+        return APPS[name]
+    except KeyError:
+        raise ConfigError(f"app: must be one of {', '.join(APPS)}, got {name!r}") from None

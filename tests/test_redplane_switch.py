@@ -1,0 +1,164 @@
+"""The RedPlane switch programs on the bundled target's Python API (an in-process fabric with
+the real store state machine): new flows, the read path, writes held until their ack,
+retransmission, migration after a spine failure, and the no-fault-tolerance baseline."""
+import pytest
+from scapy.all import IP, TCP, UDP, Ether
+
+from testbed.redplane import protocol
+from testbed.redplane.sim import AppFabric
+from testbed.routing import HASH_5TUPLE, FabricView
+
+STAT_LEASE_NEW, STAT_WRITE, STAT_RENEW, STAT_RETRANSMIT, STAT_RETRANSMIT_DONE = 0, 1, 3, 6, 7
+
+
+def udp(f, client, server, sport=5555, dport=80, payload=b"hello"):
+    _, gw = f.topo.gateway_of(client)
+    return bytes(Ether(src=f.topo.mac_of(client), dst=gw) / IP(src=f.topo.ip_of(client), dst=f.topo.ip_of(server))
+                 / UDP(sport=sport, dport=dport) / payload)
+
+
+@pytest.fixture
+def nat():
+    f = AppFabric("nat")
+    return f, f.topo.clients()[0], f.topo.servers()[0]
+
+
+def spine_of_flow(f):
+    return max(f.topo.spines(), key=lambda s: f.fabric.switches[s].stats.received)
+
+
+def requests(f, kind=None):
+    return [r for _, r in f.stores[0].requests if kind is None or r.type == kind]
+
+
+def test_new_flow_takes_a_lease_then_writes_the_mapping(nat):
+    f, c, s = nat
+    f.send(c, udp(f, c, s))
+    reqs = requests(f)
+    assert [r.type for r in reqs[:2]] == [protocol.LEASE_NEW, protocol.LEASE_RENEW]
+    write = reqs[1]
+    assert write.seq == 1
+    pub_addr, pub_port = write.value >> 16, write.value & 0xFFFF
+    at_server = Ether(f.seen[s][0])
+    assert at_server[IP].src == "10.253.0.1" and (pub_addr >> 24) == 10
+    assert at_server[UDP].sport == pub_port
+    state = f.stores[0].state
+    assert state.get(write.key).value == write.value and state.get(write.key).committed == 1
+    assert state.get(write.value).value == write.key          # the mirrored reverse mapping
+    back = Ether(f.fabric.inbox[c][0])
+    assert back[IP].dst == f.topo.ip_of(c) and back[UDP].dport == 5555 and bytes(back[UDP].payload) == b"hello"
+
+
+def test_read_path_sends_nothing_to_the_store(nat):
+    f, c, s = nat
+    f.send(c, udp(f, c, s))
+    before = len(requests(f))
+    for i in range(5):
+        f.send(c, udp(f, c, s, payload=b"x%d" % i))
+    assert len(requests(f)) == before
+    assert len(f.seen[s]) == 6 and len(f.fabric.inbox[c]) == 6
+
+
+def test_write_is_held_until_acked_and_retransmitted(nat):
+    f, c, s = nat
+    store = f.stores[0]
+    lost = []
+    original = store.__call__
+
+    def lose_first_write(frame):
+        parsed = store.layout.unpack(frame[42:]) if len(frame) > 42 else None
+        if parsed is not None and parsed.type == protocol.LEASE_RENEW and parsed.seq and not lost:
+            lost.append(frame)
+            return []
+        return original(frame)
+    f.fabric.host_handlers[f.heads[0]] = lose_first_write
+    f.send(c, udp(f, c, s))
+    assert lost and f.seen[s] == []                      # the output waits for the ack
+    f.advance(f.settings.rto_ms / 1000 / 2)
+    assert f.seen[s] == []
+    f.advance(f.settings.rto_ms / 1000)
+    assert len(f.seen[s]) == 1                           # the agent's copy got through
+    spine = spine_of_flow(f)
+    assert f.stat(spine, STAT_RETRANSMIT) == 1
+    f.advance(f.settings.rto_ms / 1000 * 2)
+    assert f.stat(spine, STAT_RETRANSMIT_DONE) >= 1     # later copies are dropped once acked
+    assert len(f.seen[s]) == 1
+
+
+def test_failover_migrates_the_mapping_to_the_other_spine(nat):
+    f, c, s = nat
+    f.send(c, udp(f, c, s))
+    first = Ether(f.seen[s][0])
+    old = spine_of_flow(f)
+    f.fabric.crash(old)
+    f.routing.set_view(FabricView(down_switches=frozenset({old})), "test")
+    f.send(c, udp(f, c, s, payload=b"after"))
+    assert len(f.seen[s]) == 1                           # queued: the old lease is still valid
+    assert f.stores[0].state.waiting_count() == 1
+    f.advance(f.settings.lease_ms / 1000 + 0.01)
+    assert len(f.seen[s]) == 2
+    second = Ether(f.seen[s][1])
+    assert (second[IP].src, second[UDP].sport) == (first[IP].src, first[UDP].sport)
+    new = [sp for sp in f.topo.spines() if sp != old][0]
+    assert f.stat(new, STAT_WRITE) == 0                  # state came from the store, not recreated
+    write = requests(f, protocol.LEASE_RENEW)[0]
+    idx = [k for k, v in enumerate(f.fabric.switches[new].registry.registers["SpineIngress.redplane.rp_keys"].cells) if v == write.key]
+    assert idx and f.fabric.switches[new].registry.registers["SpineIngress.redplane.rp_seqs"].cells[idx[0]] == 1
+
+
+def test_without_fault_tolerance_failover_remaps_the_flow():
+    f = AppFabric("nat", variant="noft")
+    c, s = f.topo.clients()[0], f.topo.servers()[0]
+    f.send(c, udp(f, c, s))
+    first = Ether(f.seen[s][0])
+    assert f.stores[0].requests == []
+    assert len(f.fabric.inbox[c]) == 1                   # affinity routing brings the reply back
+    old = spine_of_flow(f)
+    f.fabric.crash(old)
+    f.routing.set_view(FabricView(down_switches=frozenset({old})), "test")
+    f.send(c, udp(f, c, s))
+    second = Ether(f.seen[s][1])
+    assert (second[IP].src, second[UDP].sport) != (first[IP].src, first[UDP].sport)
+
+
+def test_both_directions_on_different_spines():
+    f = AppFabric("nat", hash_modes={})                  # plain 5-tuple ECMP both ways
+    c, s = f.topo.clients()[0], f.topo.servers()[0]
+    split = None
+    for sport in range(6000, 6040):
+        before = {sp: f.fabric.switches[sp].stats.received for sp in f.topo.spines()}
+        f.send(c, udp(f, c, s, sport=sport))
+        used = [sp for sp in f.topo.spines() if f.fabric.switches[sp].stats.received > before[sp]]
+        if len(used) == 2:
+            split = sport
+            break
+    assert split is not None, "no flow took different spines in each direction"
+    back = Ether(f.fabric.inbox[c][-1])
+    assert back[UDP].dport == split and back[IP].dst == f.topo.ip_of(c)
+
+
+def test_renewals_keep_the_lease_and_are_rate_limited(nat):
+    f, c, s = nat
+    f.send(c, udp(f, c, s))
+    spine = spine_of_flow(f)
+    for _ in range(100):                                  # 2 s of traffic, 3 switch leases
+        f.advance(0.02)
+        f.send(c, udp(f, c, s))
+    renewals = f.stat(spine, STAT_RENEW)
+    assert f.stat(spine, STAT_LEASE_NEW) == 2             # the two keys' first leases only
+    assert 3 <= renewals <= 2.0 / (f.settings.rto_ms / 1000)
+    assert len(requests(f, protocol.LEASE_RENEW)) == renewals + 1   # + the one write
+    assert len(f.seen[s]) == 101
+
+
+def test_tcp_checksums_stay_valid_through_translation(nat):
+    f, c, s = nat
+    _, gw = f.topo.gateway_of(c)
+    pkt = Ether(src=f.topo.mac_of(c), dst=gw) / IP(src=f.topo.ip_of(c), dst=f.topo.ip_of(s)) / TCP(
+        sport=4321, dport=80, flags="S", seq=7) / b"data"
+    f.send(c, bytes(pkt))
+    for frame in (f.seen[s][0], f.fabric.inbox[c][0]):
+        p = Ether(frame)
+        got = p[TCP].chksum
+        del p[TCP].chksum
+        assert Ether(bytes(p))[TCP].chksum == got

@@ -14,11 +14,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import zlib
-from dataclasses import dataclass, field
 
 from p4apps import P4APPS_DIR
 from testbed.errors import ConfigError
-from testbed.routing import HASH_5TUPLE, HASH_DST, HASH_SRC, HASH_SYMMETRIC
+from testbed.routing import HASH_DST, HASH_SRC, HASH_SYMMETRIC
 from testbed.topology import LeafSpineTopo
 
 VARIANTS = {
@@ -126,7 +125,55 @@ class NatApp(App):
         return pools
 
 
-APPS: dict[str, App] = {app.name: app for app in (NatApp(),)}
+class FirewallApp(App):
+    """A stateful firewall protecting the client leaves' subnets (inside) from the rest."""
+
+    name = "firewall"
+    program = "firewall.p4"
+    layout = "firewall"
+
+    def hash_modes(self, topo, variant):
+        """Both directions are keyed by the internal endpoint: symmetric hashing keeps them on
+        the spine holding its lease (in every variant)."""
+        clients = [topo.subnet_of(l) for l in _client_leaves(topo)]
+        servers = [topo.subnet_of(l) for l in _server_leaves(topo)]
+        return _affinity(topo, HASH_SYMMETRIC, HASH_SYMMETRIC, servers, clients)
+
+    def spine_commands(self, topo, spine, n_shards):
+        cmds = []
+        for leaf in _client_leaves(topo):
+            cmds += [f"table_add fw_inside_src src_inside {topo.subnet_of(leaf)} =>",
+                     f"table_add fw_inside_dst dst_inside {topo.subnet_of(leaf)} =>"]
+        return cmds
+
+
+class LoadBalancerApp(App):
+    """An L4 load balancer: VIP -> one of the servers, chosen per connection."""
+
+    name = "lb"
+    program = "lb.p4"
+    layout = "lb"
+    VIP = "10.252.0.1"
+    VIP_PREFIX = "10.252.0.0/24"
+
+    def anycast(self, topo):
+        return (self.VIP_PREFIX,)
+
+    def hash_modes(self, topo, variant):
+        """Both directions hash on the client endpoint, which the balancer does not change."""
+        clients = [topo.subnet_of(l) for l in _client_leaves(topo)]
+        return _affinity(topo, HASH_SRC, HASH_DST, [self.VIP_PREFIX], clients)
+
+    def spine_commands(self, topo, spine, n_shards):
+        backends = topo.servers()
+        cmds = [f"table_set_default lb_vip set_vip {self.VIP} {len(backends)}"]
+        for i, host in enumerate(backends):
+            cmds += [f"table_add lb_backends set_backend {i} => {topo.ip_of(host)}",
+                     f"table_add lb_backend from_backend {topo.ip_of(host)} =>"]
+        return cmds
+
+
+APPS: dict[str, App] = {app.name: app for app in (NatApp(), FirewallApp(), LoadBalancerApp())}
 
 
 def app_named(name: str) -> App:

@@ -18,39 +18,21 @@
 
 #define REDPLANE_HEADER_T redplane_nat_t
 
-struct headers_t {
-    ethernet_t ethernet;
-    arp_t arp;
-    hello_t hello;
-    ipv4_t ipv4;
-    tcp_t tcp;
-    udp_t udp;
-    redplane_nat_t rp;
-    ipv4_t inner_ipv4;
-    tcp_t inner_tcp;
-    udp_t inner_udp;
-}
-
 const bit<16> NAT_POOL = 1024;      /* public ports per (spine, shard) */
 
-struct nat_meta_t {
+struct app_meta_t {
     bit<1>  outbound;
     bit<1>  inbound;
     bit<32> public_ip;
     bit<16> slot;
 }
 
-struct metadata_t {
-    fabric_meta_t fabric;
-    redplane_meta_t rp;
-    nat_meta_t nat;
-}
-
+#include "redplane/spine_types.p4"
 #include "include/fabric.p4"
 
 control AppKey(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t sm) {
     action set_public(bit<32> ip) {
-        meta.nat.public_ip = ip;
+        meta.app.public_ip = ip;
     }
     table nat_public {
         actions = { set_public; }
@@ -67,12 +49,12 @@ control AppKey(inout headers_t hdr, inout metadata_t meta, inout standard_metada
             return;
         }
         nat_public.apply();
-        if (hdr.ipv4.dst == meta.nat.public_ip) {
-            meta.nat.inbound = 1;
+        if (hdr.ipv4.dst == meta.app.public_ip) {
+            meta.app.inbound = 1;
             meta.rp.active = 1;
             meta.rp.key = hdr.ipv4.dst ++ meta.fabric.l4_dport;
         } else if (nat_inside.apply().hit) {
-            meta.nat.outbound = 1;
+            meta.app.outbound = 1;
             meta.rp.active = 1;
             meta.rp.key = hdr.ipv4.src ++ meta.fabric.l4_sport;
         }
@@ -93,10 +75,10 @@ control AppProcess(inout headers_t hdr, inout metadata_t meta, inout standard_me
             random(n, 16w1, NAT_POOL - 1);    /* a restarted spine does not reuse its old ports */
         }
         nat_next_port.write((bit<32>)meta.rp.shard, n + 1);
-        meta.nat.slot = n & (NAT_POOL - 1);
+        meta.app.slot = n & (NAT_POOL - 1);
     }
     action use_port(bit<16> port) {
-        meta.rp.new_value = meta.nat.public_ip ++ port;
+        meta.rp.new_value = meta.app.public_ip ++ port;
         meta.rp.value = meta.rp.new_value;
         meta.rp.write = 1;
         meta.rp.mirror = 1;
@@ -105,7 +87,7 @@ control AppProcess(inout headers_t hdr, inout metadata_t meta, inout standard_me
         meta.rp.drop = 1;
     }
     table nat_ports {
-        key = { meta.rp.shard: exact; meta.nat.slot: exact; }
+        key = { meta.rp.shard: exact; meta.app.slot: exact; }
         actions = { use_port; no_port; }
         default_action = no_port();
         size = 65536;
@@ -124,7 +106,7 @@ control AppProcess(inout headers_t hdr, inout metadata_t meta, inout standard_me
     }
 
     apply {
-        if (meta.nat.outbound == 1) {
+        if (meta.app.outbound == 1) {
             if (meta.rp.has_value == 0) {
                 next_slot();
                 nat_ports.apply();
@@ -142,53 +124,4 @@ control AppProcess(inout headers_t hdr, inout metadata_t meta, inout standard_me
 }
 
 #include "redplane/redplane.p4"
-
-parser SpineParser(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t sm) {
-    FabricHeaderParser() fabric_parser;
-    RedPlaneParser() redplane_parser;
-    state start {
-        fabric_parser.apply(pkt, hdr, meta);
-        redplane_parser.apply(pkt, hdr, meta);
-        transition accept;
-    }
-}
-
-control SpineVerifyChecksum(inout headers_t hdr, inout metadata_t meta) { apply { } }
-
-control SpineIngress(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t sm) {
-    RedPlaneIngress() redplane;
-    FabricRouting() routing;
-    apply {
-        if (hdr.ipv4.isValid() && !hdr.hello.isValid()) {
-            redplane.apply(hdr, meta, sm);
-        }
-        if (meta.rp.drop == 0) {
-            routing.apply(hdr, meta, sm);
-        }
-    }
-}
-
-control SpineEgress(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t sm) {
-    RedPlaneEgress() redplane_egress;
-    FabricEgress() fabric_egress;
-    apply {
-        fabric_egress.apply(hdr, meta, sm);
-        redplane_egress.apply(hdr, meta, sm);
-    }
-}
-
-control SpineComputeChecksum(inout headers_t hdr, inout metadata_t meta) {
-    FabricComputeChecksum() fabric_checksums;
-    RedPlaneComputeChecksum() redplane_checksums;
-    apply {
-        fabric_checksums.apply(hdr, meta);
-        redplane_checksums.apply(hdr, meta);
-    }
-}
-
-control SpineDeparser(packet_out pkt, in headers_t hdr) {
-    apply { pkt.emit(hdr); }
-}
-
-V1Switch(SpineParser(), SpineVerifyChecksum(), SpineIngress(), SpineEgress(), SpineComputeChecksum(),
-         SpineDeparser()) main;
+#include "redplane/spine.p4"

@@ -5,6 +5,7 @@ then drives the Mininet fabric.
 """
 from __future__ import annotations
 
+import zlib
 from collections import deque
 
 from p4apps import LEAF_P4, SPINE_P4
@@ -54,7 +55,8 @@ class InProcessFabric:
         self.host_handlers[host] = handler
 
     def _load(self, switch: str) -> SimpleSwitch:
-        return SimpleSwitch(self.programs[switch], defines=self.defines.get(switch), clock=self.clock)
+        return SimpleSwitch(self.programs[switch], defines=self.defines.get(switch), clock=self.clock,
+                            seed=zlib.crc32(switch.encode()))
 
     # -- failures ---------------------------------------------------------------------------
     def crash(self, switch: str) -> None:

@@ -144,9 +144,9 @@ def test_renewals_keep_the_lease_and_are_rate_limited(nat):
     for _ in range(100):                                  # 2 s of traffic, 3 switch leases
         f.advance(0.02)
         f.send(c, udp(f, c, s))
-    renewals = f.stat(spine, STAT_RENEW)
-    assert f.stat(spine, STAT_LEASE_NEW) == 2             # the two keys' first leases only
-    assert 3 <= renewals <= 2.0 / (f.settings.rto_ms / 1000)
+    renewals = sum(f.stat(sp, STAT_RENEW) for sp in f.topo.spines())
+    assert sum(f.stat(sp, STAT_LEASE_NEW) for sp in f.topo.spines()) == 2   # each key's first lease
+    assert 3 <= f.stat(spine, STAT_RENEW) and renewals <= 2 * 2.0 / (f.settings.rto_ms / 1000)
     assert len(requests(f, protocol.LEASE_RENEW)) == renewals + 1   # + the one write
     assert len(f.seen[s]) == 101
 
@@ -162,3 +162,62 @@ def test_tcp_checksums_stay_valid_through_translation(nat):
         got = p[TCP].chksum
         del p[TCP].chksum
         assert Ether(bytes(p))[TCP].chksum == got
+
+
+def udp_to(f, src, dst_ip, sport, dport, payload=b"x"):
+    _, gw = f.topo.gateway_of(src)
+    return bytes(Ether(src=f.topo.mac_of(src), dst=gw) / IP(src=f.topo.ip_of(src), dst=dst_ip)
+                 / UDP(sport=sport, dport=dport) / payload)
+
+
+def fail_busiest_spine(f):
+    old = spine_of_flow(f)
+    f.fabric.crash(old)
+    f.routing.set_view(FabricView(down_switches=frozenset({old})), "test")
+    return old
+
+
+@pytest.mark.parametrize("variant,survives", [("redplane", True), ("noft", False)])
+def test_firewall_pinhole_across_failover(variant, survives):
+    f = AppFabric("firewall", variant)
+    c, s = f.topo.clients()[0], f.topo.servers()[0]
+    reply = udp_to(f, s, f.topo.ip_of(c), 80, 5555)
+    f.send(s, reply)
+    assert f.fabric.inbox[c] == []                       # no pinhole yet: blocked
+    f.send(c, udp_to(f, c, f.topo.ip_of(s), 5555, 80))
+    assert len(f.fabric.inbox[c]) == 1                   # the echo came back through the pinhole
+    fail_busiest_spine(f)
+    f.send(s, reply)
+    f.advance(f.settings.lease_ms / 1000 + 0.01)
+    assert len(f.fabric.inbox[c]) == (2 if survives else 1)
+
+
+@pytest.mark.parametrize("variant", ["redplane", "noft"])
+def test_load_balancer_keeps_connections_on_their_backend(variant):
+    f = AppFabric("lb", variant)
+    c = f.topo.clients()[0]
+    vip = "10.252.0.1"
+    conns = range(7000, 7016)
+
+    def backends():
+        out = {}
+        for server, frames in f.seen.items():
+            for frame in frames:
+                out.setdefault(Ether(frame)[UDP].sport, set()).add(server)
+        return out
+    for sport in conns:
+        f.send(c, udp_to(f, c, vip, sport, 80))
+    before = backends()
+    assert all(len(v) == 1 for v in before.values()) and len(before) == len(conns)
+    assert {Ether(x)[IP].src for x in f.fabric.inbox[c]} == {vip}
+    fail_busiest_spine(f)
+    for sport in conns:
+        f.send(c, udp_to(f, c, vip, sport, 80))
+    f.advance(f.settings.lease_ms / 1000 + 0.01)
+    after = backends()
+    moved = [sport for sport in conns if len(after[sport]) > 1]
+    if variant == "redplane":
+        assert moved == []
+        assert len(f.fabric.inbox[c]) == 2 * len(conns)
+    else:
+        assert moved, "without fault tolerance some connections should change backend"

@@ -133,9 +133,11 @@ control FabricRouting(inout headers_t hdr, inout metadata_t meta, inout standard
                 bit<32> b = hdr.ipv4.dst;
                 bit<16> pa = meta.fabric.l4_sport;
                 bit<16> pb = meta.fabric.l4_dport;
-                if (meta.fabric.hash_mode == 1) {
-                    a = 0;
-                    pa = 0;
+                if (meta.fabric.hash_mode == 1) {     /* the destination endpoint, in the */
+                    a = b;                             /* same hash position as mode 2 uses */
+                    pa = pb;
+                    b = 0;
+                    pb = 0;
                 } else if (meta.fabric.hash_mode == 2) {
                     b = 0;
                     pb = 0;

@@ -55,6 +55,16 @@ class App:
         """The app's own table entries on `spine`."""
         return []
 
+    def redplane_commands(self, topo: LeafSpineTopo, spine: str, settings, heads: list[str]) -> list[str]:
+        """The RedPlane library's configuration on `spine` (heads[s] = shard s's head)."""
+        from testbed.redplane.config import spine_commands
+        return spine_commands(topo, spine, settings, heads)
+
+    @property
+    def snapshot_mode(self) -> bool:
+        """True for bounded-inconsistency apps, whose agent injects snapshot triggers."""
+        return False
+
 
 def _client_leaves(topo: LeafSpineTopo) -> list[str]:
     return sorted({topo.leaf_of(h) for h in topo.clients()}, key=topo.leaves().index)
@@ -173,7 +183,54 @@ class LoadBalancerApp(App):
         return cmds
 
 
-APPS: dict[str, App] = {app.name: app for app in (NatApp(), FirewallApp(), LoadBalancerApp())}
+class CounterApp(App):
+    """Per-flow packet counters replicated on every packet: the write-centric extreme."""
+
+    name = "counter"
+    program = "counter.p4"
+    layout = "nat"              # 48-bit key (endpoint), 48-bit value (the count)
+
+    def spine_commands(self, topo, spine, n_shards):
+        return [f"table_add counter_inside inside {topo.subnet_of(leaf)} =>" for leaf in _client_leaves(topo)]
+
+
+class SketchApp(App):
+    """A count-min sketch per spine, in snapshot (bounded-inconsistency) mode."""
+
+    name = "sketch"
+    program = "sketch.p4"
+    layout = "sketch"
+    WIDTH = 32                  # SK_WIDTH in sketch.p4
+    ROWS = 3
+
+    @property
+    def snapshot_mode(self) -> bool:
+        return True
+
+    def columns(self, src: str, dst: str, proto: int, sport: int, dport: int) -> list[int]:
+        """The column of a flow in each row, as sketch.p4 hashes it (crc16, crc32, csum16)."""
+        from testbed.v1model.hashes import CRC16, csum16
+        data = (ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
+                + bytes([proto]) + sport.to_bytes(2, "big") + dport.to_bytes(2, "big"))
+        return [CRC16.compute(data) % self.WIDTH, zlib.crc32(data) % self.WIDTH, csum16(data) % self.WIDTH]
+
+    def estimate(self, counts: list[int], base: list[int], flow: tuple) -> int:
+        """Count-min estimate of `flow` (src, dst, proto, sport, dport) from one switch's
+        registers sk_cnt (both copies) and sk_base."""
+        cells = self.ROWS * self.WIDTH
+        return min(base[r * self.WIDTH + c] + counts[r * self.WIDTH + c] + counts[cells + r * self.WIDTH + c]
+                   for r, c in enumerate(self.columns(*flow)))
+
+    def redplane_commands(self, topo, spine, settings, heads):
+        index = topo.node(spine).index
+        if index > 7:
+            raise ConfigError(f"sketch: at most 7 spines (the snapshot key holds 3 bits of spine index), got {spine}")
+        cmds = [f"table_set_default rp_config sk_set_config {topo.redplane_ip(spine)} {index} {len(heads)}"]
+        cmds += [f"table_add rp_shards rp_set_store {shard} => {topo.ip_of(head)}" for shard, head in enumerate(heads)]
+        return cmds
+
+
+APPS: dict[str, App] = {app.name: app for app in (NatApp(), FirewallApp(), LoadBalancerApp(), CounterApp(), SketchApp())}
 
 
 def app_named(name: str) -> App:

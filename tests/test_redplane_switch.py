@@ -221,3 +221,65 @@ def test_load_balancer_keeps_connections_on_their_backend(variant):
         assert len(f.fabric.inbox[c]) == 2 * len(conns)
     else:
         assert moved, "without fault tolerance some connections should change backend"
+
+
+def sketch_estimate(f, spine, flow):
+    regs = f.fabric.switches[spine].registry.registers
+    return f.app.estimate(regs["SketchIngress.sketch.sk_cnt"].cells, regs["SketchIngress.sketch.sk_base"].cells, flow)
+
+
+@pytest.mark.parametrize("variant", ["redplane", "noft"])
+def test_sketch_snapshots_bound_the_loss_after_failover(variant):
+    f = AppFabric("sketch", variant, snapshot_ms=100)
+    c, s = f.topo.clients()[0], f.topo.servers()[0]
+    flow = (f.topo.ip_of(c), f.topo.ip_of(s), 17, 5555, 80)
+    for _ in range(30):
+        f.send(c, udp(f, c, s))
+    spine = spine_of_flow(f)
+    assert sketch_estimate(f, spine, flow) == 30
+    f.advance(0.1)                                         # a snapshot: the 30 are in the store
+    snapshots = requests(f, protocol.SNAPSHOT)
+    assert len(snapshots) == (32 * len(f.topo.spines()) if variant == "redplane" else 0)
+    for _ in range(7):
+        f.send(c, udp(f, c, s))                            # counted after the snapshot: at risk
+    assert sketch_estimate(f, spine, flow) == 37
+    f.fabric.crash(spine)
+    survivor = [sp for sp in f.topo.spines() if sp != spine][0]
+    from testbed.redplane.agent import restore_triggers
+    for frame in restore_triggers(f.topo.node(spine).index):
+        f.fabric.inject(survivor, frame)
+    assert sketch_estimate(f, survivor, flow) == (30 if variant == "redplane" else 0)
+
+
+def test_s1_checkpoint_recovers_only_flows_from_before_the_checkpoint():
+    from testbed.checkpoint import Checkpointer, DictSink
+    f = AppFabric("nat", variant="s1")
+    c, s = f.topo.clients()[0], f.topo.servers()[0]
+    cp = Checkpointer(f.fabric.handles, DictSink())
+    f.send(c, udp(f, c, s, sport=1111))                   # before the checkpoint
+    spine = spine_of_flow(f)
+    cp.checkpoint_all(f.topo.spines())
+    f.send(c, udp(f, c, s, sport=2222))                   # after it
+    mapped = {(Ether(x)[IP].src, Ether(x)[UDP].sport) for x in f.seen[s]}
+    assert len(mapped) == 2
+    f.fabric.crash(spine)
+    f.routing.set_view(FabricView(down_switches=frozenset({spine})), "test")
+    survivor = [sp for sp in f.topo.spines() if sp != spine][0]
+    assert cp.restore(spine, survivor) > 0
+    before = [(Ether(x)[UDP].sport) for x in f.seen[s]]
+    f.send(c, udp(f, c, s, sport=1111))
+    f.send(c, udp(f, c, s, sport=2222))
+    after = [(Ether(x)[UDP].sport) for x in f.seen[s][2:]]
+    assert after[0] == before[0]                          # checkpointed: same public port
+    assert after[1] != before[1]                          # created after the checkpoint: remapped
+
+
+def test_write_centric_counter_replicates_every_packet():
+    f = AppFabric("counter")
+    c, s = f.topo.clients()[0], f.topo.servers()[0]
+    for _ in range(5):
+        f.send(c, udp(f, c, s))
+    writes = requests(f, protocol.LEASE_RENEW)
+    assert [w.seq for w in writes] == [1, 2, 3, 4, 5]
+    assert [w.value for w in writes] == [1, 2, 3, 4, 5]
+    assert len(f.seen[s]) == 5

@@ -9,6 +9,7 @@ import ipaddress
 import struct
 
 from testbed.redplane import protocol
+from testbed.redplane.agent import AgentCore
 from testbed.store.state import Request, ShardState
 from testbed.v1model.hashes import csum16
 
@@ -88,26 +89,15 @@ class StoreStub:
         return frames
 
 
-class RetransmitAgent:
-    """The per-switch agent: keeps write-request copies the switch clones to its CPU port and
-    re-injects each once after the RTO (the data plane drops it if it was acknowledged)."""
+class SimAgent:
+    """The per-switch agent (testbed.redplane.agent.AgentCore) on an in-process switch."""
 
-    def __init__(self, fabric, switch: str, rto_s: float, clock):
-        self.fabric, self.switch, self.rto_s, self.clock = fabric, switch, rto_s, clock
-        self.held: list[tuple[float, bytes]] = []
-        self.reinjected = 0
-        fabric.cpu_handlers[switch] = self.keep
-
-    def keep(self, frame: bytes) -> None:
-        self.held.append((self.clock() + self.rto_s, frame))
+    def __init__(self, fabric, switch: str, rto_s: float, clock, snapshot_s: float | None = None):
+        self.core = AgentCore(lambda frame: fabric.inject(switch, frame), clock, rto_s, snapshot_s)
+        fabric.cpu_handlers[switch] = self.core.on_frame
 
     def poll(self) -> None:
-        now = self.clock()
-        due = [f for t, f in self.held if t <= now]
-        self.held = [(t, f) for t, f in self.held if t > now]
-        for frame in due:
-            self.reinjected += 1
-            self.fabric.inject(self.switch, frame)
+        self.core.tick()
 
 
 class FakeClock:
@@ -134,10 +124,10 @@ class AppFabric:
     """
 
     def __init__(self, app_name: str, variant: str = "redplane", topo=None, settings=None,
-                 n_shards: int = 1, hash_modes: dict | None = None):
+                 n_shards: int = 1, hash_modes: dict | None = None, snapshot_ms: float = 100.0):
         from p4apps.apps import app_named
         from testbed.fabric_sim import InProcessFabric
-        from testbed.redplane.config import RedPlaneSettings, spine_commands
+        from testbed.redplane.config import RedPlaneSettings
         from testbed.routing import RoutingController
         from testbed.topology import LeafSpineTopo
         self.app = app_named(app_name)
@@ -154,8 +144,10 @@ class AppFabric:
         self.heads = self.topo.stores()[:n_shards]
         self.stores = [self._store(h, i) for i, h in enumerate(self.heads)]
         for spine in spines:
-            self.configure(spine, spine_commands)
-        self.agents = {s: RetransmitAgent(self.fabric, s, self.settings.rto_ms / 1000, self.clock.seconds) for s in spines}
+            self.configure(spine)
+        snapshot_s = snapshot_ms / 1000 if self.app.snapshot_mode and variant == "redplane" else None
+        self.agents = {s: SimAgent(self.fabric, s, self.settings.rto_ms / 1000, self.clock.seconds, snapshot_s)
+                       for s in spines}
         self.seen: dict[str, list[bytes]] = {h: [] for h in self.topo.servers()}
         for server in self.topo.servers():
             self.fabric.attach(server, self._echo(server))
@@ -166,8 +158,8 @@ class AppFabric:
         self.fabric.attach(host, store)
         return store
 
-    def configure(self, spine: str, spine_commands) -> None:
-        for cmd in spine_commands(self.topo, spine, self.settings, self.heads) + \
+    def configure(self, spine: str) -> None:
+        for cmd in self.app.redplane_commands(self.topo, spine, self.settings, self.heads) + \
                 self.app.spine_commands(self.topo, spine, len(self.heads)):
             self.fabric.switches[spine].cli(cmd)
 

@@ -11,6 +11,7 @@ object with put(name, snapshot) / get(name): the store's control socket in Minin
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -51,6 +52,21 @@ class DictSink:
 
     def get(self, name: str) -> dict | None:
         return self.saved.get(name)
+
+
+class StoreSink:
+    """Checkpoints kept by a store replica, through its control socket."""
+
+    def __init__(self, control_path: str):
+        self.path = control_path
+
+    def put(self, name: str, checkpoint: dict) -> None:
+        from testbed.store.control import send_command
+        send_command(self.path, f"checkpoint_put {name} {json.dumps(checkpoint, separators=(',', ':'))}")
+
+    def get(self, name: str) -> dict | None:
+        from testbed.store.control import send_command
+        return send_command(self.path, f"checkpoint_get {name}")["checkpoint"]
 
 
 class Checkpointer:

@@ -742,3 +742,29 @@ def test_store_cli_rejects_bad_configuration(tmp_path):
     result = subprocess.run([sys.executable, "-m", "testbed.store", "--app", "dns"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "--app" in result.stderr
+
+
+def test_checkpoint_commands_keep_the_last_checkpoint(tmp_path):
+    """The S1 baseline saves control-plane checkpoints in a store replica."""
+    import asyncio
+
+    from testbed.checkpoint import StoreSink
+    from testbed.store.server import StoreConfig, StoreServer
+
+    path = str(tmp_path / "ctl.sock")
+
+    async def scenario():
+        server = StoreServer(StoreConfig(app="nat", listen="127.0.0.1", udp_port=0, control=path))
+        await server.start()
+        try:
+            sink = StoreSink(path)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, sink.put, "s1", {"taken_at": 1.0, "slots": {"5": [1, 2, 3, 4]}})
+            await loop.run_in_executor(None, sink.put, "s1", {"taken_at": 2.0, "slots": {}})
+            got = await loop.run_in_executor(None, sink.get, "s1")
+            missing = await loop.run_in_executor(None, sink.get, "s2")
+        finally:
+            await server.stop()
+        return got, missing
+    got, missing = asyncio.run(scenario())
+    assert got == {"taken_at": 2.0, "slots": {}} and missing is None

@@ -12,6 +12,8 @@ Commands:
                              none = become the head
     get KEY                  one key's state (KEY in decimal or 0x hex)
     dump                     every key's state
+    checkpoint_put NAME JSON save a control-plane checkpoint (the S1 baseline, testbed/checkpoint.py)
+    checkpoint_get NAME      the last checkpoint saved under NAME (null if none)
 
 The socket lives in the filesystem, so the testbed can reach a store running in a Mininet
 host's network namespace from the root namespace. `send_command` is a blocking client.
@@ -78,6 +80,20 @@ async def _dump(store: "StoreServer", arg: str) -> dict:
     return {"keys": store.dump()}
 
 
+async def _checkpoint_put(store: "StoreServer", arg: str) -> dict:
+    name, _, blob = _required(arg, "checkpoint_put NAME JSON").partition(" ")
+    try:
+        store.checkpoints[name] = json.loads(blob)
+    except ValueError:
+        raise ControlError(f"checkpoint_put: the checkpoint for {name!r} is not JSON") from None
+    return {"name": name}
+
+
+async def _checkpoint_get(store: "StoreServer", arg: str) -> dict:
+    name = _required(arg, "checkpoint_get NAME")
+    return {"name": name, "checkpoint": store.checkpoints.get(name)}
+
+
 def _required(arg: str, usage: str) -> str:
     if not arg:
         raise ControlError(f"missing argument; usage: {usage}")
@@ -88,6 +104,7 @@ Handler = Callable[["StoreServer", str], Awaitable[dict]]
 COMMANDS: dict[str, Handler] = {
     "ping": _ping, "role": _role, "stats": _stats, "dump_stats": _dump_stats,
     "set_next": _set_next, "set_prev": _set_prev, "get": _get, "dump": _dump,
+    "checkpoint_put": _checkpoint_put, "checkpoint_get": _checkpoint_get,
 }
 
 

@@ -124,6 +124,7 @@ class StoreServer:
         self.layout = layout_for(config.app)
         self.counters = Counters()
         self.state = ShardState(config.lease_ms / 1000.0, self.counters, config.mirror_values)
+        self.checkpoints: dict = {}         # S1 baseline: switch name -> last checkpoint
         self._clock = clock
         self._next: Endpoint | None = None
         self._prev: str | None = config.prev

@@ -258,6 +258,13 @@ class SwitchProcess:
             os.remove(self.log_path)
         return self.returncode
 
+    def kill(self) -> int | None:
+        """SIGKILL the switch's group at once, as a crash would (pcaps keep only what was flushed,
+        at most a second old); reap it and return the exit status."""
+        if self.proc is not None and self.running:
+            _kill_group(self.pid or self.proc.pid)
+        return self.stop(timeout=2.0)
+
     def _wait_gone(self, pid: int, timeout: float) -> bool:
         if pid == self.proc.pid:
             try:

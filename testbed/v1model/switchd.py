@@ -28,12 +28,17 @@ command of `testbed.v1model.commands.ControlPlane`, the server itself answers `s
 `show_ports`, `stats` (rx/tx per port, parser errors, drops, failures), `reset_stats`,
 `port_add <ifname> <port>`, `port_remove <port>` and `help`.
 
-Concurrency: one thread. An epoll loop waits on the raw sockets, the control sockets and a
-signal wake-up socket; a readable port is drained (non-blocking `recv_into` a preallocated
-buffer, up to BATCH frames) and each frame goes through `SimpleSwitch.process` and out on the
-raw socket of each output port; control commands run between batches, so they never race with
-packet processing. Frames the switch sends itself are never read back (PACKET_IGNORE_OUTGOING).
-pcaps and the log are flushed at least once a second and at exit.
+Concurrency and I/O: one thread. Each port is an AF_PACKET socket bound to its interface
+(promiscuous, PACKET_IGNORE_OUTGOING so that frames the switch sends are never read back) with a
+receive and a transmit ring shared with the kernel (TPACKET_V2). An epoll loop waits on the
+ports, the control sockets and a signal wake-up socket; a readable port is drained (up to BATCH
+frames read straight from its ring, no system call per frame), each frame goes through
+`SimpleSwitch.process`, the results are copied into the output ports' transmit rings, and each
+ring used is flushed with one send() at the end of the batch. Control commands run between
+batches, so they never race with packet processing. Frames the kernel drops because a receive
+ring is full are counted (`kernel_drops` in `stats`). 802.1Q tags that the kernel strips on
+receive are put back before the program sees the frame. pcaps and the log are flushed at least
+once a second and at exit.
 
 Logging: `--log-console` writes the log to stdout, `--log-file F` to `F.txt` (the name BMv2
 writes, as p4c's STF runner expects: `--log-file switch.log` gives `switch.log.txt`; rotated at
@@ -45,9 +50,10 @@ drop/clone/multicast/egress decisions and transmissions, each line prefixed with
 from __future__ import annotations
 
 import argparse
-import errno
 import fcntl
+import gc
 import json
+import mmap
 import os
 import select
 import signal
@@ -58,7 +64,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from testbed.errors import TestbedError
 
@@ -69,22 +74,34 @@ EXIT_OK, EXIT_USAGE, EXIT_PROGRAM, EXIT_IO, EXIT_ASSERT = 0, 64, 65, 70, 134
 PROG = "p4sim-switch"
 VERSION = "0.1.0"
 
-BATCH = 64                      # frames drained from one port before looking at the others
+BATCH = 32                      # frames drained from one port before looking at the others
 FLUSH_INTERVAL = 1.0            # pcaps and log are flushed at least this often (s)
-RECV_BUFFER = 1 << 16           # largest frame read (bigger ones are counted as truncated)
-SOCKET_RCVBUF = 1 << 21         # kernel receive buffer per port (bytes)
+RX_RING_BYTES = 1 << 21         # receive ring per port: 1024 slots of 2 KB (BMv2's input buffer: 1024)
+TX_RING_BYTES = 1 << 19         # transmit ring per port: 256 slots of 2 KB
+RING_BLOCK = 1 << 16
 SOCKET_SNDBUF = 1 << 21
 MAX_COMMAND = 1 << 20           # longest control line accepted (bytes)
+GC_THRESHOLD = 10000            # allocations between young-generation collections
+FAILURES_LOGGED = 10            # frames whose processing failed that are logged with a traceback
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
-PACKET_ADD_MEMBERSHIP = 1
-PACKET_MR_PROMISC = 1
-PACKET_IGNORE_OUTGOING = 23     # Linux >= 4.20
-SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32
-SIOCGIFFLAGS = 0x8913
+PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC = 1, 1
+PACKET_RX_RING, PACKET_STATISTICS, PACKET_VERSION = 5, 6, 10
+PACKET_TX_RING, PACKET_LOSS = 13, 14
+PACKET_IGNORE_OUTGOING = 23                 # Linux >= 4.20
+TPACKET_V2 = 1
+TP_STATUS_USER, TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x1, 0x10, 0x40
+TP_STATUS_SEND_REQUEST = 0x1
+TX_DATA_OFFSET = 32                         # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)
+_RX_HEADER = struct.Struct("IIIH")          # tpacket2_hdr: status, len, snaplen, mac
+_RX_TIME = struct.Struct("II")              # tpacket2_hdr at offset 16: sec, nsec
+_RX_VLAN = struct.Struct("HH")              # tpacket2_hdr at offset 24: vlan_tci, vlan_tpid
+_TX_HEADER = struct.Struct("II")            # tpacket2_hdr: status, len
+_RELEASE = struct.Struct("I")               # writing a slot's status word hands it over
+SO_SNDBUFFORCE = 32
+SIOCGIFFLAGS, SIOCGIFMTU = 0x8913, 0x8921
 IFF_UP, IFF_RUNNING = 0x1, 0x40
-MSG_TRUNC = socket.MSG_TRUNC
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "critical", "off")
 
@@ -405,14 +422,20 @@ class SwitchLog:
         return self.sink is not None and self.RANK[level] >= self.level
 
     def line(self, text: str) -> None:
-        """Write one already formatted line."""
-        self.sink.write(text + "\n")
-        if self.path:
-            self.size += len(text) + 1
-            if self.size >= self.max_size:
-                self._rotate()
-        if self.flush_each:
-            self.sink.flush()
+        """Write one already formatted line (a log that cannot be written is switched off)."""
+        if self.sink is None:
+            return
+        try:
+            self.sink.write(text + "\n")
+            if self.path:
+                self.size += len(text) + 1
+                if self.size >= self.max_size:
+                    self._rotate()
+            if self.flush_each:
+                self.sink.flush()
+        except OSError as e:
+            self.sink = None
+            print(f"{PROG}: warning: logging stopped: {e.strerror or e}", file=sys.stderr, flush=True)
 
     def log(self, level: str, message: str) -> None:
         if self.enabled(level):
@@ -447,13 +470,16 @@ class SwitchLog:
 
     def flush(self) -> None:
         if self.sink is not None:
-            self.sink.flush()
+            try:
+                self.sink.flush()
+            except OSError:
+                self.sink = None
 
     def close(self) -> None:
         if self.sink is not None and self.sink is not sys.stdout:
             self.sink.close()
-        elif self.sink is not None:
-            self.sink.flush()
+        else:
+            self.flush()
         self.sink = None
 
 
@@ -482,24 +508,118 @@ class PacketTracer:
 # Ports: raw sockets bound to interfaces
 
 
-class Port:
-    """One switch port: an AF_PACKET socket bound to `ifname`, its counters and pcaps."""
+class Rings:
+    """PACKET_RX_RING and PACKET_TX_RING (TPACKET_V2) of one socket, in one shared mapping.
 
-    __slots__ = ("num", "ifname", "sock", "fd", "rx", "rx_bytes", "tx", "tx_bytes", "tx_errors",
-                 "rx_errors", "truncated", "pcap_in", "pcap_out")
+    Receive: slots hold a tpacket2_hdr (status, len, snaplen, mac, net, sec, nsec, vlan_tci,
+    vlan_tpid) and the frame at offset `mac`; a slot is ours while its status has TP_STATUS_USER,
+    writing 0 gives it back. No system call per frame.
+    Transmit: `put()` copies a frame into the next free slot (status TP_STATUS_AVAILABLE) and marks
+    it TP_STATUS_SEND_REQUEST; `flush()` makes one send() for every queued frame.
+    """
+
+    __slots__ = ("mm", "off", "frame_size", "size", "sock", "tx_base", "tx_off", "tx_end", "tx_pending",
+                 "max_frame")
+
+    def __init__(self, sock: socket.socket, mtu: int):
+        self.sock = sock
+        self.frame_size = size = _frame_size(mtu)
+        self.max_frame = mtu + 18                  # Ethernet header + 802.1Q tag + MTU
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        sock.setsockopt(SOL_PACKET, PACKET_LOSS, 1)     # the kernel skips a frame it cannot send
+        self.size = _ring(sock, PACKET_RX_RING, size, RX_RING_BYTES)
+        tx_size = _ring(sock, PACKET_TX_RING, size, TX_RING_BYTES)
+        self.mm = mmap.mmap(sock.fileno(), self.size + tx_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.off = 0
+        self.tx_base = self.tx_off = self.size
+        self.tx_end = self.size + tx_size
+        self.tx_pending = 0
+
+    def put(self, frame: bytes) -> bool:
+        """Queue `frame` for transmission; False when the transmit ring is full.
+        (SwitchDaemon._drain inlines this.)"""
+        mm, slot = self.mm, self.tx_off
+        if mm[slot] and not self.make_room():
+            return False
+        mm[slot + TX_DATA_OFFSET:slot + TX_DATA_OFFSET + len(frame)] = frame
+        _TX_HEADER.pack_into(mm, slot, TP_STATUS_SEND_REQUEST, len(frame))
+        slot += self.frame_size
+        self.tx_off = self.tx_base if slot == self.tx_end else slot
+        self.tx_pending += 1
+        return True
+
+    def make_room(self) -> bool:
+        """The next transmit slot is still in use: flush, and tell whether it is free now."""
+        self.flush()
+        return not self.mm[self.tx_off]
+
+    def flush(self) -> int:
+        """Hand every queued frame to the kernel; return how many were lost (e.g. link down)."""
+        pending, self.tx_pending = self.tx_pending, 0
+        if not pending:
+            return 0
+        try:
+            self.sock.send(b"", socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError:
+            return pending
+        return 0
+
+    def close(self) -> None:
+        self.mm.close()
+
+
+def _with_vlan_tag(frame: bytes, mm, slot: int, status: int) -> bytes:
+    """Put back the 802.1Q tag the kernel moved out of the frame (as libpcap does for BMv2)."""
+    tci, tpid = _RX_VLAN.unpack_from(mm, slot + 24)
+    if not status & TP_STATUS_VLAN_TPID_VALID:
+        tpid = 0x8100
+    return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
+
+
+def _rx_time(mm, slot: int) -> int:
+    """The kernel's receive timestamp of a ring slot, in ns since the epoch."""
+    sec, nsec = _RX_TIME.unpack_from(mm, slot + 16)
+    return sec * 1_000_000_000 + nsec
+
+
+def _ring(sock: socket.socket, option: int, frame_size: int, total: int) -> int:
+    block = max(RING_BLOCK, frame_size)
+    blocks = max(1, total // block)
+    sock.setsockopt(SOL_PACKET, option, struct.pack("IIII", block, blocks, frame_size,
+                                                    blocks * (block // frame_size)))
+    return block * blocks
+
+
+def _frame_size(mtu: int) -> int:
+    """Smallest power of two holding the slot header, a VLAN-tagged frame of `mtu` and slack."""
+    need, size = 128 + mtu + 18, 2048
+    while size < need:
+        size *= 2
+    return size
+
+
+class Port:
+    """One switch port: an AF_PACKET socket bound to `ifname` with its rings, counters and pcaps."""
+
+    __slots__ = ("num", "ifname", "sock", "fd", "ring", "rx", "rx_bytes", "tx", "tx_bytes", "tx_errors",
+                 "rx_errors", "truncated", "kernel_drops", "pcap_in", "pcap_out")
 
     def __init__(self, num: int, ifname: str):
         self.num, self.ifname = num, ifname
-        self.rx = self.rx_bytes = self.tx = self.tx_bytes = self.tx_errors = self.rx_errors = self.truncated = 0
+        self.rx = self.rx_bytes = self.tx = self.tx_bytes = self.tx_errors = self.rx_errors = 0
+        self.truncated = self.kernel_drops = 0
         self.pcap_in = self.pcap_out = None
-        self.sock = open_raw_socket(ifname)
+        self.sock, self.ring = open_raw_socket(ifname)
         self.fd = self.sock.fileno()
 
     def is_up(self) -> bool:
         try:
-            flags = struct.unpack_from("H", fcntl.ioctl(self.fd, SIOCGIFFLAGS, struct.pack("16sH14x", self.ifname.encode(), 0)), 16)[0]
+            ifreq = fcntl.ioctl(self.fd, SIOCGIFFLAGS, struct.pack("16sH14x", self.ifname.encode(), 0))
         except OSError:
             return False
+        flags = struct.unpack_from("H", ifreq, 16)[0]
         return bool(flags & IFF_UP) and bool(flags & IFF_RUNNING)
 
     def open_pcaps(self, directory: str) -> None:
@@ -520,17 +640,35 @@ class Port:
         for w in (self.pcap_in, self.pcap_out):
             if w is not None:
                 w.close()
+        self.ring.close()
         self.sock.close()
 
+    def flush_tx(self) -> None:
+        """Send the frames queued on the transmit ring; count the lost ones as errors."""
+        lost = self.ring.flush()
+        if lost:
+            self.tx -= lost
+            self.tx_errors += lost
+
+    def update_kernel_drops(self) -> None:
+        """Add the frames the kernel dropped because the ring was full (PACKET_STATISTICS)."""
+        try:
+            _packets, drops = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        except OSError:
+            return
+        self.kernel_drops += drops
+
     def counters(self) -> dict:
+        self.update_kernel_drops()
         return {"ifname": self.ifname, "rx": self.rx, "rx_bytes": self.rx_bytes, "tx": self.tx,
                 "tx_bytes": self.tx_bytes, "tx_errors": self.tx_errors, "rx_errors": self.rx_errors,
-                "truncated": self.truncated}
+                "truncated": self.truncated, "kernel_drops": self.kernel_drops}
 
 
-def open_raw_socket(ifname: str) -> socket.socket:
-    """A non-blocking AF_PACKET socket receiving every frame arriving on `ifname` (promiscuous),
-    never the frames sent through it; raise SwitchIOError naming the interface."""
+def open_raw_socket(ifname: str) -> tuple:
+    """A non-blocking AF_PACKET socket and its Rings, receiving every frame arriving on
+    `ifname` (promiscuous), never the frames sent through it; raise SwitchIOError naming the
+    interface."""
     try:
         index = socket.if_nametoindex(ifname)
     except OSError:
@@ -538,15 +676,20 @@ def open_raw_socket(ifname: str) -> socket.socket:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)    # protocol 0: nothing queued before bind
     try:
         sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-        _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, SOCKET_RCVBUF)
-        _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_SNDBUF)
+        _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_SNDBUF)     # room for a batch in flight
+        ring = Rings(sock, _mtu(sock, ifname))
         sock.bind((ifname, ETH_P_ALL))
         sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b""))
         sock.setblocking(False)
     except OSError as e:
         sock.close()
         raise SwitchIOError(f"interface {ifname}: cannot attach a raw socket: {e.strerror or e}") from None
-    return sock
+    return sock, ring
+
+
+def _mtu(sock: socket.socket, ifname: str) -> int:
+    ifreq = fcntl.ioctl(sock.fileno(), SIOCGIFMTU, struct.pack("16si12x", ifname.encode(), 0))
+    return struct.unpack_from("i", ifreq, 16)[0]
 
 
 def _set_buffer(sock, forced: int, plain: int, size: int) -> None:
@@ -637,8 +780,6 @@ class SwitchDaemon:
         self.handlers: dict = {}
         self.epoll = select.epoll()
         self._wake_r, self._wake_w = socket.socketpair()
-        self._buf = bytearray(RECV_BUFFER)
-        self._view = memoryview(self._buf)
         self._started = time.time()
 
     # -- set-up -------------------------------------------------------------------------------
@@ -648,6 +789,9 @@ class SwitchDaemon:
             self.add_port(num, ifname)
         self.listener = open_control_listener(self.opts.thrift_port)
         self.thrift_port = self.listener.getsockname()[1]
+        if not _interface_up(self.listener, "lo"):
+            self.log.warn("the loopback interface of this network namespace is down: the control port "
+                          f"127.0.0.1:{self.thrift_port} cannot be reached (ip link set lo up)")
         self._watch(self.listener.fileno(), self._accept)
         for s in (self._wake_r, self._wake_w):
             s.setblocking(False)
@@ -662,7 +806,7 @@ class SwitchDaemon:
             port.close()
             raise
         self.ports[num] = port
-        self._watch(port.fd, lambda _ev, p=port: self._drain(p))
+        self._watch(port.fd, lambda ev, p=port: self._port_event(p, ev))
         self.log.info(f"Adding interface {ifname} as port {num}")
         if not port.is_up():
             self.log.warn(f"interface {ifname} (port {num}) is down: frames cannot be sent on it until it is up")
@@ -727,32 +871,42 @@ class SwitchDaemon:
             timeout = next_flush - now
 
     def _drain(self, port: Port) -> None:
-        """Read up to BATCH frames from `port` and switch each one."""
-        recv_into, buf, view, size = port.sock.recv_into, self._buf, self._view, RECV_BUFFER
-        process, ports, tracer = self.switch.process, self.ports, self.tracer
-        pcap_in, num, slow = port.pcap_in, port.num, tracer is not None or self.opts.dump_packet_data
+        """Take up to BATCH frames from `port`'s receive ring, switch each one and queue the
+        results on the output ports' transmit rings; then flush those rings (one send() each).
+        This is the hot path: the transmit-ring write of Rings.put is inlined here."""
+        ring = port.ring
+        mm, off, frame_size, ring_size = ring.mm, ring.off, ring.frame_size, ring.size
+        rx_header, release, tx_header = _RX_HEADER.unpack_from, _RELEASE.pack_into, _TX_HEADER.pack_into
+        process, ports = self.switch.process, self.ports
+        pcap_in, num, slow = port.pcap_in, port.num, self.tracer is not None or self.opts.dump_packet_data
         got = nbytes = 0
+        dirty = []                      # ports with frames queued in this batch
         for _ in range(BATCH):
-            try:
-                n = recv_into(buf, size, MSG_TRUNC)
-            except BlockingIOError:
+            if not mm[off] & TP_STATUS_USER:
                 break
-            except OSError as e:
-                self._rx_error(port, e)
-                break
-            if n > size:
+            status, length, snap, mac = rx_header(mm, off)
+            data = mm[off + mac:off + mac + snap]
+            if status & TP_STATUS_VLAN_VALID:
+                data = _with_vlan_tag(data, mm, off, status)
+            if pcap_in is not None:
+                pcap_in.write(data, _rx_time(mm, off))
+            release(mm, off, 0)
+            off += frame_size
+            if off == ring_size:
+                off = 0
+            if snap < length:
                 port.truncated += 1
                 continue
-            data = view[:n].tobytes()
             got += 1
-            nbytes += n
-            if pcap_in is not None:
-                pcap_in.write(data)
+            nbytes += length
             if slow:
                 self._trace_in(port, data)
             try:
                 outs = process(num, data)
             except _AssertFailure:
+                ring.off = off
+                for out in dirty:
+                    out.flush_tx()
                 raise
             except Exception:           # a target fault on one frame must not stop the switch
                 self._failed(port, data)
@@ -764,23 +918,41 @@ class SwitchDaemon:
                     if slow:
                         self._trace_out(onum, None, odata)
                     continue
-                try:
-                    out.sock.send(odata)
-                except OSError:
+                tx, n = out.ring, len(odata)
+                txm, slot = tx.mm, tx.tx_off
+                if n > tx.max_frame or (txm[slot] and not tx.make_room()):
                     out.tx_errors += 1
                     continue
+                txm[slot + TX_DATA_OFFSET:slot + TX_DATA_OFFSET + n] = odata
+                tx_header(txm, slot, TP_STATUS_SEND_REQUEST, n)       # read by the kernel at flush
+                slot += tx.frame_size
+                tx.tx_off = tx.tx_base if slot == tx.tx_end else slot
+                if not tx.tx_pending:
+                    dirty.append(out)
+                tx.tx_pending += 1
                 out.tx += 1
-                out.tx_bytes += len(odata)
+                out.tx_bytes += n
                 if out.pcap_out is not None:
                     out.pcap_out.write(odata)
                 if slow:
                     self._trace_out(onum, out, odata)
+        ring.off = off
         port.rx += got
         port.rx_bytes += nbytes
+        for out in dirty:
+            out.flush_tx()
 
-    def _rx_error(self, port: Port, e: OSError) -> None:
-        port.rx_errors += 1
-        self.log.warn(f"port {port.num} ({port.ifname}): receive failed: {e.strerror or e}")
+    def _port_event(self, port: Port, ev: int) -> None:
+        if ev & select.EPOLLERR:
+            self._socket_error(port)
+        self._drain(port)
+
+    def _socket_error(self, port: Port) -> None:
+        """Read (and so clear) a pending socket error, e.g. ENETDOWN when the link went down."""
+        code = port.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            port.rx_errors += 1
+            self.log.warn(f"port {port.num} ({port.ifname}): {os.strerror(code)}")
 
     def _trace_in(self, port: Port, data: bytes) -> None:
         if self.tracer is not None:
@@ -801,7 +973,10 @@ class SwitchDaemon:
 
     def _failed(self, port: Port, data: bytes) -> None:
         self.failures += 1
-        self.log.error(f"frame {len(data)} bytes on port {port.num} ({port.ifname}) not processed "
+        if self.failures > FAILURES_LOGGED and self.failures % 1000:
+            return
+        self.log.error(f"failure {self.failures} (the first {FAILURES_LOGGED}, then every 1000th, are logged): "
+                       f"frame {len(data)} bytes on port {port.num} ({port.ifname}) not processed "
                        f"(target fault, frame dropped):\n{traceback.format_exc().rstrip()}")
 
     # -- control ------------------------------------------------------------------------------
@@ -885,11 +1060,13 @@ class SwitchDaemon:
     def stats(self) -> dict:
         s = self.switch.stats
         ports = {str(n): p.counters() for n, p in sorted(self.ports.items())}
+        kernel_drops = sum(c["kernel_drops"] for c in ports.values())
         return {"received": sum(p.rx for p in self.ports.values()), "sent": sum(p.tx for p in self.ports.values()),
                 "program_drops": s.dropped, "parser_errors": s.parser_errors, "failures": self.failures,
                 "unknown_port_drops": self.unknown_port, "loops_cut": s.loops_cut,
                 "tx_errors": sum(p.tx_errors for p in self.ports.values()),
-                "truncated": sum(p.truncated for p in self.ports.values()), "ports": ports}
+                "truncated": sum(p.truncated for p in self.ports.values()), "kernel_drops": kernel_drops,
+                "ports": ports}
 
     def cmd_stats(self, args):
         data = self.stats()
@@ -897,12 +1074,13 @@ class SwitchDaemon:
         for num, c in data["ports"].items():
             rows.append(f"port {num} ({c['ifname']}): rx {c['rx']} pkts {c['rx_bytes']} B, tx {c['tx']} pkts "
                         f"{c['tx_bytes']} B, tx errors {c['tx_errors']}, rx errors {c['rx_errors']}, "
-                        f"truncated {c['truncated']}")
+                        f"truncated {c['truncated']}, kernel drops {c['kernel_drops']}")
         return "\n".join(rows), data
 
     def cmd_reset_stats(self, args):
         for p in self.ports.values():
-            p.rx = p.rx_bytes = p.tx = p.tx_bytes = p.tx_errors = p.rx_errors = p.truncated = 0
+            p.update_kernel_drops()
+            p.rx = p.rx_bytes = p.tx = p.tx_bytes = p.tx_errors = p.rx_errors = p.truncated = p.kernel_drops = 0
         s = self.switch.stats
         s.received = s.sent = s.dropped = s.parser_errors = s.loops_cut = 0
         self.failures = self.unknown_port = 0
@@ -954,6 +1132,14 @@ class SwitchDaemon:
                 s.close()
         self.listener = None
         self.epoll.close()
+
+
+def _interface_up(sock: socket.socket, ifname: str) -> bool:
+    try:
+        ifreq = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, struct.pack("16sH14x", ifname.encode(), 0))
+    except OSError:
+        return False
+    return bool(struct.unpack_from("H", ifreq, 16)[0] & IFF_UP)
 
 
 def _port_number(text: str, cmd: str, max_ports: int) -> int:
@@ -1009,6 +1195,7 @@ def _run(opts: SwitchOptions) -> int:
         daemon.open()
         if stop_early:
             return EXIT_OK
+        _settle_memory()
         _announce(daemon)
         daemon.run()
         return EXIT_OK
@@ -1020,6 +1207,10 @@ def _run(opts: SwitchOptions) -> int:
         return EXIT_PROGRAM
     except SwitchIOError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        return EXIT_IO
+    except OSError as e:                 # e.g. the disk holding pcaps or the log is full
+        name = f" ({e.filename})" if e.filename else ""
+        print(f"{PROG}: error: I/O failure{name}: {e.strerror or e}", file=sys.stderr)
         return EXIT_IO
     except _AssertFailure as e:
         where = e.args[0] if e.args else "?"
@@ -1050,6 +1241,14 @@ def _load(opts: SwitchOptions, tracer):
                             drop_port=opts.drop_port, priority_queues=opts.priority_queues, trace=tracer)
     except OSError as e:
         raise _ProgramUnreadable(f"cannot read program {e.filename or opts.program}: {e.strerror}") from None
+
+
+def _settle_memory() -> None:
+    """The loaded program lives as long as the process: move it out of the collector's sight,
+    and collect young objects less often (packet processing makes no reference cycles)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _announce(daemon: SwitchDaemon) -> None:

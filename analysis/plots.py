@@ -17,7 +17,7 @@ from analysis import style
 from analysis.metrics import latency_cdf
 
 __all__ = ["latency_cdf_figure", "new_figure", "overhead_figure", "recovery_figure",
-           "throughput_figure"]
+           "reply_rate_figure", "throughput_figure"]
 
 
 def new_figure() -> tuple[Figure, Axes]:
@@ -128,5 +128,29 @@ def _recovery_boxes(fig: Figure, ax: Axes, names: list[str], samples: list[pd.Se
     ax.set_xticks(range(1, len(names) + 1), [style.label(n, kind) for n in names])
     ax.set_ylabel(style.axis_label("recovery_s"))
     ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def reply_rate_figure(timeline: pd.DataFrame, facet: str = "app", hue: str = "variant",
+                      value: str = "pps", ylabel: str = "probe_rate") -> Figure:
+    """One panel per `facet` value, one line per `hue` value: `value` over `t` (seconds since
+    the failure, which is marked at 0). `timeline` has columns t, value, facet, hue."""
+    panels = style.ordered(timeline[facet], facet)
+    w, h = style.figure_kwargs()["figsize"]
+    fig = Figure(figsize=(w * min(len(panels), 3), h), dpi=style.figure_kwargs()["dpi"])
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, panel in zip(axes, panels):
+        rows = timeline[timeline[facet].astype(str) == panel]
+        for name in style.ordered(rows[hue], hue):
+            series = rows[rows[hue].astype(str) == name].sort_values("t")
+            ax.plot(series["t"], series[value], **style.line_kwargs(name, hue))
+        ax.axvline(0.0, **style.failure_kwargs())
+        ax.set_title(style.label(panel, facet))
+        ax.set_xlabel(style.axis_label("time_since_failure"))
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(style.axis_label(ylabel))
+    axes[0].legend(frameon=False, fontsize="small")
     fig.tight_layout()
     return fig

@@ -43,6 +43,10 @@ class App:
             raise ConfigError(f"variant: must be one of {', '.join(VARIANTS)}, got {variant!r}")
         return dict(VARIANTS[variant])
 
+    def destination(self, topo: LeafSpineTopo, server: str) -> str:
+        """The address clients send to in order to reach `server` through the app."""
+        return topo.ip_of(server)
+
     def anycast(self, topo: LeafSpineTopo) -> tuple:
         """Prefixes any spine can serve (routed to every live spine)."""
         return ()
@@ -168,6 +172,9 @@ class LoadBalancerApp(App):
 
     def anycast(self, topo):
         return (self.VIP_PREFIX,)
+
+    def destination(self, topo, server):
+        return self.VIP
 
     def hash_modes(self, topo, variant):
         """Both directions hash on the client endpoint, which the balancer does not change."""

@@ -41,6 +41,7 @@ from testbed.targets import target_named
 
 RESULTS = os.path.join(provenance.REPO, "results")
 THRIFT_BASE = 9190
+FABRIC_MTU = 9000
 
 
 class Testbed:
@@ -136,11 +137,21 @@ class Testbed:
         self._stack.callback(self._stop_mininet)
         net.build()
         self._record_mininet()
+        self._fabric_mtu()
         net.start()
         for sw in self.switches():
             self._record_switch(sw)
         for h in self.topo.hosts():
             self._prepare_host(net.get(h))
+
+    def _fabric_mtu(self) -> None:
+        """Jumbo frames inside the fabric: a RedPlane request carries a whole host packet plus
+        43 bytes of headers, so every switch port and the stores' interfaces get FABRIC_MTU
+        while clients and servers keep 1500 (as a data-centre fabric would be configured)."""
+        for link in self.topo.links():
+            for node in (link.node1, link.node2):
+                if node in self.topo.switches() or self.topo.role_of(node) == "store":
+                    self.net.get(node).cmd(f"ip link set dev {link.intf_on(node)} mtu {FABRIC_MTU}")
 
     def _agent_opts(self, kind: str):
         if kind != "spine" or self.app is None or self.config.variant != "redplane":

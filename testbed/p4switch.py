@@ -134,7 +134,7 @@ class P4Switch(Switch):
         subprocess.run(["ip", "link", "add", self.cpu_intf, "type", "veth", "peer", "name", self.cpu_host_intf],
                        check=True, capture_output=True)
         for intf in (self.cpu_intf, self.cpu_host_intf):
-            subprocess.run(["ip", "link", "set", intf, "up"], check=True, capture_output=True)
+            subprocess.run(["ip", "link", "set", intf, "mtu", "9000", "up"], check=True, capture_output=True)
             subprocess.run(["ethtool", "-K", intf, "tx", "off", "rx", "off"], capture_output=True)
 
     def _delete_cpu_veth(self) -> None:

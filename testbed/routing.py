@@ -248,3 +248,39 @@ class RoutingController:
 
 def prefix_of(addr: str, length: int) -> str:
     return str(ipaddress.IPv4Network(f"{addr}/{length}", strict=False))
+
+
+def ecmp_member(src: str, dst: str, proto: int, sport: int, dport: int, size: int, mode: int = HASH_5TUPLE) -> int:
+    """The ECMP member index a leaf picks for this flow (fabric.p4's flow hash: CRC-16 over
+    address, address, protocol, port, port with the hash mode's masking, modulo `size`)."""
+    from testbed.v1model.hashes import CRC16
+    a, b = int(ipaddress.IPv4Address(src)), int(ipaddress.IPv4Address(dst))
+    pa, pb = sport, dport
+    if mode == HASH_DST:
+        a, pa, b, pb = b, pb, 0, 0
+    elif mode == HASH_SRC:
+        b, pb = 0, 0
+    elif mode == HASH_SYMMETRIC:
+        a, b, pa, pb = a ^ b, 0, pa ^ pb, 0
+    data = a.to_bytes(4, "big") + b.to_bytes(4, "big") + bytes([proto]) + pa.to_bytes(2, "big") + pb.to_bytes(2, "big")
+    return CRC16.compute(data) % size
+
+
+def path_spine(topo: LeafSpineTopo, src: str, dst: str, proto: int, sport: int, dport: int,
+               hash_modes: dict | None = None, view: FabricView | None = None, anycast: tuple = ()) -> str:
+    """The spine a flow from host address `src` to `dst` crosses (both leaves and spines up)."""
+    view = view or FabricView()
+    leaf = next(l for l in topo.leaves() if ipaddress.IPv4Address(src) in ipaddress.IPv4Network(topo.subnet_of(l)))
+    cfg = compute_config(topo, view, anycast, hash_modes)[leaf]
+    prefix, action = _longest_match(cfg.lpm, dst)
+    if action[0] != "to_group":
+        raise RoutingError(f"no ECMP route from {src} to {dst}")
+    idx = ecmp_member(src, dst, proto, sport, dport, action[2], action[3])
+    port = cfg.members[(action[1], idx)][1]
+    return topo.peer_of_port(leaf, port)
+
+
+def _longest_match(lpm: dict, addr: str):
+    ip = ipaddress.IPv4Address(addr)
+    best = max((p for p in lpm if ip in ipaddress.IPv4Network(p)), key=lambda p: ipaddress.IPv4Network(p).prefixlen)
+    return best, lpm[best]

@@ -135,3 +135,13 @@ def test_link_recovery_restores_both_spines(net):
     settle(ctl, mon, 5)
     assert ctl.view.down_links == frozenset()
     assert compute_config(topo, ctl.view)["l1"].lpm[topo.subnet_of("l2")] == ("to_group", 2, 2, 0)
+
+
+def test_python_ecmp_replica_predicts_the_spine(net):
+    from testbed.routing import path_spine
+    topo, fab, ctl, mon = net
+    for sport in range(3000, 3030):
+        before = {s: fab.switches[s].stats.received for s in topo.spines()}
+        assert delivered(topo, fab, "h1", "h3", sport)
+        used = [s for s in topo.spines() if fab.switches[s].stats.received > before[s]]
+        assert used == [path_spine(topo, topo.ip_of("h1"), topo.ip_of("h3"), 17, sport, 80)]

@@ -57,6 +57,7 @@ REPORT_MAGIC = b"TBTR"
 VERSION = 1
 PATTERN_LEN = 65521
 CHUNK = 65536
+MIN_BURST = 4 * 1448        # rate-limited writes are at least four full segments
 STATUS_OK, STATUS_MISMATCH = 0, 1
 
 FIELDS = {
@@ -178,8 +179,8 @@ class Client:
                 if clock.due():
                     self._log_interval()
                 budget = self._budget(start)
-                if budget <= 0:  # rate limited: pace in 1 ms steps
-                    time.sleep(min(clock.timeout(), 0.001))
+                if budget < self._burst():  # rate limited: wait for a few segments' worth
+                    time.sleep(min(clock.timeout(), self._wait_for(self._burst() - max(budget, 0))))
                     continue
                 if sel.select(timeout=deadline.cap(clock.timeout())):
                     self._send_some(budget)
@@ -190,6 +191,13 @@ class Client:
             return CHUNK
         allowed = int(self.args.rate * 1e6 / 8 * (time.monotonic() - start))
         return min(CHUNK, allowed - self.sent)
+
+    def _burst(self) -> int:
+        """Smallest write when rate limited: whole segments, not a trickle of tiny ones."""
+        return MIN_BURST if self.args.rate else 1
+
+    def _wait_for(self, nbytes: int) -> float:
+        return max(0.0005, nbytes * 8 / (self.args.rate * 1e6))
 
     def _send_some(self, budget: int) -> None:
         try:

@@ -269,12 +269,53 @@ class Checker:
 
     def decl_ParserTypeDecl(self, d, scope):
         scope.types[d.name] = d
+        if isinstance(d, (S.ParserTypeDecl, S.ControlTypeDecl)) and not getattr(d, "type_params", None):
+            # non-generic parser/control types can be constructor parameter types; their apply
+            # parameters need resolved types for calls through such a parameter (`c.apply(x)`)
+            for p in d.params:
+                if not isinstance(getattr(p, "type", None), T.Type):
+                    p.type = self.resolve_type(p.type_ref, scope)
 
     decl_ControlTypeDecl = decl_ParserTypeDecl
     decl_PackageTypeDecl = decl_ParserTypeDecl
 
+    def _hoist_direct_invocations(self, d, scope) -> None:
+        """Direct type invocation (P4 spec "Direct type invocation"): `C.apply(...)` on a parser or
+        control type without constructor parameters is an anonymous instantiation `C() _hidden;` in
+        the enclosing block followed by `_hidden.apply(...)`. One instance per invocation site."""
+        import dataclasses
+        roots = [d.body] if isinstance(d, S.ControlDecl) else [st for st in d.states]
+        roots += [loc for loc in d.locals if isinstance(loc, S.ActionDecl)]
+        seen, found = set(), []
+
+        def visit(n):
+            if id(n) in seen:
+                return
+            seen.add(id(n))
+            if isinstance(n, list):
+                for x in n:
+                    visit(x)
+                return
+            if not dataclasses.is_dataclass(n) or isinstance(n, type):
+                return
+            if isinstance(n, S.Member) and n.name == "apply" and isinstance(n.expr, S.Name) \
+                    and not n.expr.top_level and scope.lookup(n.expr.name) is None:
+                td = scope.lookup_type(n.expr.name)
+                if isinstance(td, (S.ControlDecl, S.ParserDecl)) and not td.ctor_params:
+                    found.append(n)
+            for f in dataclasses.fields(n):
+                if f.name != "loc":
+                    visit(getattr(n, f.name))
+
+        visit(roots)
+        for k, m in enumerate(found):
+            hidden = f"__direct_{m.expr.name}_{k}"
+            d.locals.append(S.Instantiation(m.loc, hidden, S.TypeRef(m.loc, m.expr.name), []))
+            m.expr = S.Name(m.expr.loc, hidden)
+
     def decl_ParserDecl(self, d, scope):
         scope.types[d.name] = d
+        self._hoist_direct_invocations(d, scope)
         inner = self._block_scope(d, scope)
         states = {s.name: s for s in d.states}
         d.state_map = states
@@ -289,6 +330,7 @@ class Checker:
 
     def decl_ControlDecl(self, d, scope):
         scope.types[d.name] = d
+        self._hoist_direct_invocations(d, scope)
         inner = self._block_scope(d, scope)
         for loc_decl in d.locals:
             self.declaration(loc_decl, inner)
@@ -334,7 +376,29 @@ class Checker:
             raise self.fail(d, f"{_text(getattr(d, 'func', None)) if isinstance(d, S.Call) else d.type_ref.name} expects {len(params)} constructor arguments, got {len(d.args)}")
         for a, p in zip(d.args, params):
             self.expr(a.value, scope, p.type)
+            if self._conforms_to_block_type(a.value.type, p.type, scope):
+                continue
             self.coerce(a.value, p.type, f"constructor argument {p.name}")
+
+    def _conforms_to_block_type(self, t, target, scope) -> bool:
+        """A parser/control instance may be passed where a parser/control *type* is expected
+        (`control C2(inout bit<16> x)(my_control_type c)` given a `C1` instance, p4c test
+        issue1566-bmv2) when its apply parameters match in number, direction and type."""
+        if not (isinstance(t, T.BlockT) and isinstance(target, T.BlockT) and t.kind == target.kind
+                and isinstance(target.decl, (S.ParserTypeDecl, S.ControlTypeDecl))
+                and not getattr(target.decl, "type_params", None)):
+            return False
+        have, want = t.decl.params, target.decl.params
+        if len(have) != len(want):
+            return False
+        for a, b in zip(have, want):
+            if (a.direction or "") != (b.direction or ""):
+                return False
+            ta = a.type if isinstance(getattr(a, "type", None), T.Type) else self.resolve_type(a.type_ref, scope)
+            tb = b.type if isinstance(getattr(b, "type", None), T.Type) else self.resolve_type(b.type_ref, scope)
+            if not T.same_type(ta, tb):
+                return False
+        return True
 
     def extern_ctor(self, d, t: T.ExternT, scope):
         ctors = [m for m in t.decl.methods if m.return_type is None]
@@ -431,6 +495,15 @@ class Checker:
         if isinstance(ks, S.Default):
             ks.type = t
             return
+        if isinstance(t, T.EnumT) and t.underlying is not None:
+            # A serializable enum key is implicitly cast to its underlying type (P4 spec "Implicit
+            # casts"), so keyset expressions of that underlying type are accepted as well (p4c test
+            # table-entries-ser-enum-bmv2: `((bit<16>)MyEnum2B.MBR2) &&& 0xff00` for a MyEnum2B key).
+            probe = ks.value if isinstance(ks, S.Mask) else ks.lo if isinstance(ks, S.Range) else ks
+            if not isinstance(probe, S.Default):
+                self.expr(probe, scope, t)
+                if T.same_type(probe.type, t.underlying):
+                    t = t.underlying
         if isinstance(ks, S.Mask):
             self.expr(ks.value, scope, t)
             self.expr(ks.mask, scope, t)

@@ -107,18 +107,26 @@ class Elaborator:
             raise TypeCheckError(e.loc, f"V1Switch argument {role} must be a parser or control instance")
         return self.block(t.decl, t.decl.name, e.args)
 
-    def block(self, decl, path: str, args) -> Instance:
+    def block(self, decl, path: str, args, outer: Instance | None = None) -> Instance:
         kind = "parser" if isinstance(decl, S.ParserDecl) else "control"
         inst = Instance(decl, kind, path)
         for p, a in zip(decl.ctor_params, args):
-            inst.ctor[p.name] = self.ctor_value(a.value, p)
+            inst.ctor[p.name] = self.ctor_value(a.value, p, outer)
         for d in decl.locals:
             self.local(inst, d)
         return inst
 
-    def ctor_value(self, e, p):
+    def ctor_value(self, e, p, outer: Instance | None = None):
         if isinstance(e, S.Call) and hasattr(e, "constructs") and isinstance(e.constructs, T.BlockT):
             return self.block(e.constructs.decl, e.constructs.decl.name, e.args)
+        sym = getattr(e, "sym", None) if isinstance(e, S.Name) else None
+        if outer is not None and sym is not None:
+            # an instance declared earlier in the enclosing block (`C1() c1; C2(c1) c2;`, p4c test
+            # issue1566-bmv2) or a constructor parameter of the enclosing block: shared, not copied
+            if sym.kind == "instance" and isinstance(outer.objects.get(e.name), Instance):
+                return outer.objects[e.name]
+            if sym.kind == "ctor_param" and isinstance(outer.ctor.get(e.name), Instance):
+                return outer.ctor[e.name]
         try:
             return _fold(e)
         except NotConstant:
@@ -129,7 +137,7 @@ class Elaborator:
             name = qualified(inst.path, d.name, d.annotations)
             t = d.type
             if isinstance(t, T.BlockT):
-                inst.objects[d.name] = self.block(t.decl, name, d.args)
+                inst.objects[d.name] = self.block(t.decl, name, d.args, inst)
             else:
                 inst.objects[d.name] = self.extern(d, d.name, name)
         elif isinstance(d, S.TableDecl):

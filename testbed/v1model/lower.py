@@ -293,10 +293,25 @@ class BlockGen:
             for p, n in zip(params, names):
                 if p.direction == "out" and is_object(p.type) and isinstance(p.type, (T.FieldsT, T.StackT)):
                     self.em(f"{n}.reset()")
-            self.block(d.body)
-            if self.outs and not _always_returns(d.body):
-                self.em(f"return ({', '.join(self.outs)},)")
+            with self._copy_out_on_exit(self.outs):
+                self.block(d.body)
+                if self.outs and not _always_returns(d.body):
+                    self.em(f"return ({', '.join(self.outs)},)")
         self.outs, self.returns_value = saved
+
+    @contextmanager
+    def _copy_out_on_exit(self, outs):
+        """`exit` still copies out out/inout parameters of the enclosing action/control and of all its
+        callers (P4 spec, "Exit statement"). Scalar results travel on the ExitSignal; object-typed
+        parameters are passed by reference and need nothing."""
+        if not outs:
+            yield
+            return
+        with self.em.indent("try:"):
+            yield
+        with self.em.indent("except ExitSignal as _x:"):
+            self.em(f"_x.outs = ({', '.join(outs)},)")
+            self.em("raise")
 
     # -- controls -----------------------------------------------------------------------------
     def _gen_control_apply(self) -> None:
@@ -306,9 +321,10 @@ class BlockGen:
         self.returns_value = False
         with self.em.indent(f"def apply({', '.join(params)}):"):
             self._frame_setup()
-            self.block(self.decl.body)
-            if self.outs:
-                self.em(f"return ({', '.join(self.outs)},)")
+            with self._copy_out_on_exit(self.outs):
+                self.block(self.decl.body)
+                if self.outs:
+                    self.em(f"return ({', '.join(self.outs)},)")
 
     def _frame_setup(self) -> None:
         if not self._needs_frame():
@@ -516,11 +532,19 @@ class BlockGen:
         if isinstance(s.target, S.DontCare):
             self.em(self.ex(s.value))
             return
-        t = s.target.type
-        if isinstance(t, (T.FieldsT, T.StackT)):
-            self.store(s.target, self.materialize(s.value, t, copy=False))
-            return
-        self.store(s.target, self.ex(s.value))
+        # P4 spec "Assignment statement": the left-hand side is evaluated to an l-value first, then the
+        # right-hand side. Runtime stack indexes in the target are therefore computed before the value
+        # (whose hoisted calls may change them, e.g. h.h[f(x)].a = g(x) with g writing x).
+        pinned = self._pin_indexes(s.target)
+        try:
+            t = s.target.type
+            if isinstance(t, (T.FieldsT, T.StackT)):
+                self.store(s.target, self.materialize(s.value, t, copy=False))
+                return
+            self.store(s.target, self.ex(s.value))
+        finally:
+            for k in pinned:
+                self._pinned.pop(k, None)
 
     def st_CallStmt(self, s):
         code = self.ex_Call(s.call, statement=True)
@@ -780,7 +804,24 @@ class BlockGen:
         c = getattr(e.index, "const", None)
         if isinstance(c, int):
             return f"{b}.h[{c}]"
-        return f"{b}.get({self.ex(e.index)})"
+        pinned = getattr(self, "_pinned", {}).get(id(e))
+        return f"{b}.get({pinned if pinned is not None else self.ex(e.index)})"
+
+    def _pin_indexes(self, target) -> list:
+        """Evaluate the runtime indexes of an l-value now (outermost base first) into temporaries."""
+        pinned, chain = [], []
+        e = target
+        while isinstance(e, (S.Member, S.Index, S.Slice)):
+            chain.append(e)
+            e = e.expr
+        for e in reversed(chain):
+            if isinstance(e, S.Index) and not isinstance(e.expr.type, T.TupleT) \
+                    and not isinstance(getattr(e.index, "const", None), int):
+                if not hasattr(self, "_pinned"):
+                    self._pinned = {}
+                self._pinned[id(e)] = self.spill(self.ex(e.index), e.index.type)
+                pinned.append(id(e))
+        return pinned
 
     def ex_Slice(self, e):
         m = (1 << (e.hi_v - e.lo_v + 1)) - 1
@@ -959,7 +1000,15 @@ class BlockGen:
         if not outs:
             return call
         tmp = self.new_tmp()
-        self.em(f"{tmp} = {call}")
+        with self.em.indent("try:"):
+            self.em(f"{tmp} = {call}")
+        with self.em.indent("except ExitSignal as _x:"):
+            with self.em.indent("if getattr(_x, 'outs', None) is not None:"):
+                self.em(f"{tmp} = _x.outs")
+                self.em("_x.outs = None")
+                for k, target in enumerate(outs):
+                    self.store(target, f"{tmp}[{k}]")
+            self.em("raise")
         k = 1 if returns else 0
         for target in outs:
             self.store(target, f"{tmp}[{k}]")

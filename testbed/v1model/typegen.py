@@ -207,10 +207,14 @@ class TypeGen:
         fixed = sum(_bits(ft) for _, ft in fields if not isinstance(ft, T.VarbitT))
         out = ["    def unpack(self, pkt, varbits=0):", "        total = " + str(fixed) + " + varbits"]
         vb = next(ft for _, ft in fields if isinstance(ft, T.VarbitT))
-        out += [f"        if varbits > {vb.max_width} or varbits < 0 or total % 8:",
-                "            raise ParserException(4)",
+        # BMv2 extract_VL (src/bm_sim/parser.cpp): size not a multiple of 8 -> ParserInvalidArgument,
+        # then too few packet bytes -> PacketTooShort, then size above the maximum -> HeaderTooShort.
+        out += ["        if varbits % 8 or total % 8:",
+                "            raise ParserException(6)",
                 "        p = pkt.pos", "        e = p + total // 8",
                 "        if e > pkt.n:", "            raise ParserException(1)",
+                f"        if varbits > {vb.max_width} or varbits < 0:",
+                "            raise ParserException(4)",
                 "        v = int.from_bytes(pkt.data[p:e], 'big')", "        shift = total"]
         for a, ft in fields:
             if isinstance(ft, T.VarbitT):

@@ -92,13 +92,20 @@ CRC_CCITT = CrcParams(16, 0x1021, 0xFFFF, 0x0000, False, False)
 
 
 def csum16(data: bytes) -> int:
-    """Internet checksum (RFC 1071): one's complement of the one's complement sum."""
+    """Internet checksum (RFC 1071): one's complement of the one's complement sum of 16-bit
+    words. The sum with end-around carry is congruent to the data, read as one big-endian
+    number, modulo 0xFFFF (2^16 = 1 mod 0xFFFF); it is 0 only for all-zero data."""
     if len(data) % 2:
         data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+    return csum16_int(int.from_bytes(data, "big"))
+
+
+def csum16_int(value: int) -> int:
+    """csum16 of data given as a big-endian integer (a whole number of 16-bit words)."""
+    s = value % 0xFFFF
+    if s == 0 and value:
+        s = 0xFFFF
+    return s ^ 0xFFFF
 
 
 def xor16(data: bytes) -> int:

@@ -23,8 +23,9 @@ from .errors import TypeCheckError, UnsupportedError
 from .typegen import VALID, TypeGen, attr
 
 PRELUDE = '''
+import struct
 from testbed.v1model.runtime import Stack, ParserException, ExitSignal, AssertFailure
-from testbed.v1model.hashes import pack_fields, csum16
+from testbed.v1model.hashes import pack_fields, csum16, csum16_int
 
 def _sx(v, w):
     return v - (1 << w) if v >> (w - 1) else v
@@ -126,6 +127,8 @@ class Lowerer:
         self.bindings: list[dict] = []
         self.uid = 0
         self.field_lists: dict[int, list] = {}
+        self.features: set[str] = set()        # clone, resubmit, recirculate, truncate, digest, log
+        self.sm_fields: set[str] = set()       # standard_metadata fields the program mentions
 
     def run(self) -> Lowered:
         reg = Elaborator(self.checked, self.rt.ctx, self.rt.rand).run()
@@ -149,8 +152,11 @@ class Lowerer:
         self.types.classes = {name: env[name] for name in self.types.names.values()}
         for g in gens:                     # children come first in `order`
             g.finish(env)
-        return Lowered(reg, {role: reg.blocks[role].apply for role in reg.blocks}, self.types,
-                       self.field_lists, source)
+        lowered = Lowered(reg, {role: reg.blocks[role].apply for role in reg.blocks}, self.types,
+                          self.field_lists, source)
+        lowered.features, lowered.sm_fields = self.features, self.sm_fields
+        lowered.trivial = {role for role in reg.blocks if _trivial(reg.blocks[role].decl)}
+        return lowered
 
     def _collect(self, inst: Instance, order: list) -> None:
         for obj in list(inst.objects.values()) + list(inst.ctor.values()):
@@ -407,11 +413,11 @@ class BlockGen:
         params = [self.param_name(p) for p in self.decl.params]
         self.outs = [f"F.{self.param_name(p)}" for p in self.decl.params
                      if p.direction in ("out", "inout") and not is_object(p.type)]
-        with self.em.indent(f"def apply({', '.join(params)}):"):
+        with self.em.indent(f"def apply({', '.join(params)}, _fresh=False):"):
             self._frame_setup()
             for p in self.decl.params:
                 if p.direction == "out" and isinstance(p.type, (T.FieldsT, T.StackT)):
-                    self.em(f"{self.param_name(p)}.reset()")
+                    self.em(f"if not _fresh: {self.param_name(p)}.reset()")
             self.em(f"s = S_{_ident('start')}")
             with self.em.indent("while s is not None:"):
                 self.em(f"s = s({', '.join(self.ctx_params)})")
@@ -678,6 +684,7 @@ class BlockGen:
         if isinstance(e, S.Name):
             return self.name_code(e)
         if isinstance(e, S.Member):
+            self.note_member(e)
             return f"{self.ex(e.expr)}.{attr(e.name)}"
         if isinstance(e, S.Index):
             return self.ex(e)
@@ -776,8 +783,13 @@ class BlockGen:
             return self.bind("TB", sym.name, self.inst.objects[sym.name])
         raise UnsupportedError(e.loc, f"{e.name} ({kind}) cannot be used as a value here")
 
+    def note_member(self, e) -> None:
+        if isinstance(e.expr.type, T.StructT) and e.expr.type.name == "standard_metadata_t":
+            self.L.sm_fields.add(e.name)
+
     def ex_Member(self, e):
         bt = e.expr.type
+        self.note_member(e)
         if isinstance(bt, T.ApplyResultT):
             entry = self.ex(e.expr)
             return {"hit": f"{entry}.hit", "miss": f"(not {entry}.hit)"}.get(e.name, f"{entry}.action.name")
@@ -1059,6 +1071,9 @@ class Intrinsics:
         if fn is None:
             what = f"{recv}.{ft.name}" if recv else ft.name
             raise UnsupportedError(e.loc, f"extern {what} is not supported by this target")
+        for feature in ("clone", "resubmit", "recirculate", "truncate", "digest", "log"):
+            if ft.name.startswith(feature):
+                self.g.L.features.add(feature)
         args = {p.name: a.value if a is not None else None for p, a in e.bound}
         return fn(e, ft, args)
 
@@ -1261,18 +1276,39 @@ class Intrinsics:
         if self.g.tracing:
             self.g.em(f"TRACE('log_msg: ' + _fmt({msg!r}, {values}))")
 
-    def f_verify_checksum(self, e, ft, args, payload=False):
+    def checksum_code(self, e, args, payload: bool) -> str:
+        """The checksum of a data list; csum16 of fixed fields is computed on one integer."""
+        fast = self.csum16_of_int(args["algo"], args["data"]) if not payload else None
+        if fast is not None:
+            return fast
         h = self.hash_fn(args["algo"], e)
-        data = self.data_bytes(args["data"]) + (" + CTX.payload" if payload else "")
-        self.g.em(f"if ({self.ex(args['condition'])}) and {h}({data}) != {self.ex(args['checksum'])}: CTX.sm.checksum_error = 1")
+        return f"{h}({self.data_bytes(args['data'])}{' + CTX.payload' if payload else ''})"
+
+    def csum16_of_int(self, algo_expr, data) -> str | None:
+        try:
+            if _fold(algo_expr)[2] != "csum16":
+                return None
+        except (NotConstant, TypeError, IndexError):
+            return None
+        items = self.data_items(data)
+        guards = {g for _, _, g in items}
+        if len(guards) != 1:
+            return None
+        bits = sum(w for _, w, _ in items)
+        value = _inline_int(items, (-bits) % 16)
+        guard = guards.pop()
+        return f"(csum16_int({value}) if {guard} else 0xffff)" if guard else f"csum16_int({value})"
+
+    def f_verify_checksum(self, e, ft, args, payload=False):
+        data = self.checksum_code(e, args, payload)
+        self.g.em(f"if ({self.ex(args['condition'])}) and {data} != {self.ex(args['checksum'])}: CTX.sm.checksum_error = 1")
 
     def f_update_checksum(self, e, ft, args, payload=False):
-        h = self.hash_fn(args["algo"], e)
-        data = self.data_bytes(args["data"]) + (" + CTX.payload" if payload else "")
+        value = self.checksum_code(e, args, payload)
         target = args["checksum"]
         mask = hex(target.type.mask) if isinstance(target.type, T.BitT) else "-1"
         with self.g.em.indent(f"if {self.ex(args['condition'])}:"):
-            self.g.store(target, f"{h}({data}) & {mask}")
+            self.g.store(target, f"{value} & {mask}")
 
     def f_verify_checksum_with_payload(self, e, ft, args):
         self.f_verify_checksum(e, ft, args, payload=True)
@@ -1399,6 +1435,11 @@ def _entry_priority(d, entry, index: int) -> tuple[int, tuple]:
     return index + 1, (index + 1, index)
 
 
+def _trivial(decl) -> bool:
+    """A control whose apply block does nothing (the architecture may skip calling it)."""
+    return isinstance(decl, S.ControlDecl) and not decl.locals and not decl.body.stmts
+
+
 def _noop(*args):
     return None
 
@@ -1470,6 +1511,16 @@ def _wrap(expr: str, t: T.BitT) -> str:
 
 def _pyop(op: str) -> str:
     return {"/": "//"}.get(op, op)
+
+
+def _inline_int(items, pad: int) -> str:
+    """One integer holding the fields MSB first, followed by `pad` zero bits."""
+    bits = sum(w for _, w, _ in items)
+    terms, shift = [], bits + pad
+    for c, w, _ in items:
+        shift -= w
+        terms.append(f"({c} << {shift})" if shift else c)
+    return "(" + (" | ".join(terms) or "0") + ")"
 
 
 def _inline_pack(items) -> str:

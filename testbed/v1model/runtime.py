@@ -343,6 +343,7 @@ class Table:
         self._exact: dict = {}
         self._lpm: dict[int, dict] = {}
         self._lpm_lengths: list[int] = []
+        self._lpm_masks: list = []
         self._scan: list[Entry] = []
         self._cache: dict = {}
         self.lookup = self._lookup_fn()
@@ -374,19 +375,25 @@ class Table:
         return self._hit(e)
 
     def _lookup_lpm(self, key):
-        single = len(self.keys) == 1
-        width = self.keys[self.lpm_index].width
-        for plen in self._lpm_lengths:
-            mask = ((1 << plen) - 1) << (width - plen)
-            if single:
-                e = self._lpm[plen].get(key & mask)
-            else:
-                k = list(key)
-                k[self.lpm_index] &= mask
-                e = self._lpm[plen].get(tuple(k))
+        if len(self.keys) == 1:
+            for mask, entries in self._lpm_masks:
+                e = entries.get(key & mask)
+                if e is not None:
+                    return e if self.counter is None and self.meter is None else self._hit(e)
+            return self.default
+        for mask, entries in self._lpm_masks:
+            k = list(key)
+            k[self.lpm_index] &= mask
+            e = entries.get(tuple(k))
             if e is not None:
                 return self._hit(e)
         return self.default
+
+    def _lpm_reindex(self) -> None:
+        """Prefix lengths, longest first, with their masks (kept for the lookup loop)."""
+        self._lpm_lengths = sorted(self._lpm, reverse=True)
+        width = self.keys[self.lpm_index].width
+        self._lpm_masks = [(((1 << p) - 1) << (width - p), self._lpm[p]) for p in self._lpm_lengths]
 
     def _lookup_scan(self, key):
         try:
@@ -437,7 +444,7 @@ class Table:
             plen = e.match[self.lpm_index][2]
             if plen not in self._lpm:
                 self._lpm[plen] = {}
-                self._lpm_lengths = sorted(self._lpm, reverse=True)
+                self._lpm_reindex()
             self._lpm[plen][self._exact_key(e.match)] = e
         else:
             self._scan.append(e)
@@ -462,7 +469,7 @@ class Table:
             del self._lpm[plen][self._exact_key(e.match)]
             if not self._lpm[plen]:
                 del self._lpm[plen]
-                self._lpm_lengths = sorted(self._lpm, reverse=True)
+                self._lpm_reindex()
         else:
             self._scan.remove(e)
         self._invalidate()

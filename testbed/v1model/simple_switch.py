@@ -49,6 +49,7 @@ class SimpleSwitch:
         self.rand = R.RandomSource(seed)
         self.hashes = HashUnit()
         self.start = time.monotonic()
+        self._start_ns = time.monotonic_ns()
         self.clock = clock or self._real_clock
         self.stats = Stats()
         self.mirroring: dict[int, tuple] = {}          # session -> (port or None, mgrp or None)
@@ -64,7 +65,7 @@ class SimpleSwitch:
         self._classes()
 
     def _real_clock(self) -> int:
-        return int((time.monotonic() - self.start) * 1_000_000)
+        return (time.monotonic_ns() - self._start_ns) // 1000
 
     def _classes(self) -> None:
         """Python classes of the parsed headers, user metadata and standard metadata."""
@@ -80,6 +81,11 @@ class SimpleSwitch:
         self.f_egress = blocks["egress"].apply
         self.f_compute = blocks["compute_checksum"].apply
         self.f_deparser = blocks["deparser"].apply
+        trivial = self.lowered.trivial
+        self.f_verify = None if "verify_checksum" in trivial else self.f_verify
+        self.f_compute = None if "compute_checksum" in trivial else self.f_compute
+        features = self.lowered.features
+        self.has_requests = bool(features & {"clone", "resubmit", "recirculate", "truncate"})
 
     # -- the packet path --------------------------------------------------------------------
     # Work items are tuples: ("i", data, port, itype, preserved, loops) enters ingress,
@@ -115,10 +121,12 @@ class SimpleSwitch:
         if preserved:
             _restore(preserved, meta, sm)
         ctx.length, ctx.now_us, ctx.sm = len(data), now, sm
-        ctx.clone = ctx.resubmit = ctx.recirculate = ctx.truncate = None
+        if self.has_requests:
+            ctx.clone = ctx.resubmit = ctx.recirculate = ctx.truncate = None
         payload = self._parse(data, hdr, meta, sm)
         ctx.payload = payload
-        self.f_verify(hdr, meta)
+        if self.f_verify:
+            self.f_verify(hdr, meta)
         try:
             self.f_ingress(hdr, meta, sm)
         except R.ExitSignal:
@@ -128,7 +136,7 @@ class SimpleSwitch:
     def _parse(self, data: bytes, hdr, meta, sm) -> bytes:
         pkt = R.PacketIn(data)
         try:
-            self.f_parser(pkt, hdr, meta, sm)
+            self.f_parser(pkt, hdr, meta, sm, _fresh=True)
         except R.ParserException as e:
             sm.parser_error = e.code
             self.stats.parser_errors += 1
@@ -213,7 +221,8 @@ class SimpleSwitch:
         sm.enq_timestamp = sm.ingress_global_timestamp & 0xFFFFFFFF
         sm.deq_timedelta = max(0, now - sm.ingress_global_timestamp) & 0xFFFFFFFF
         ctx.length, ctx.now_us, ctx.sm = length, now, sm
-        ctx.clone = ctx.recirculate = ctx.truncate = None
+        if self.has_requests:
+            ctx.clone = ctx.recirculate = ctx.truncate = None
         try:
             self.f_egress(hdr, meta, sm)
         except R.ExitSignal:
@@ -248,7 +257,8 @@ class SimpleSwitch:
 
     def _deparse(self, hdr, meta, payload: bytes) -> bytes:
         self.ctx.payload = payload
-        self.f_compute(hdr, meta)
+        if self.f_compute:
+            self.f_compute(hdr, meta)
         po = R.PacketOut()
         self.f_deparser(po, hdr)
         po.parts.append(payload)

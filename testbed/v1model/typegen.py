@@ -26,6 +26,7 @@ class TypeGen:
         self.names: dict[int, str] = {}
         self.order: list[T.FieldsT] = []
         self.sources: list[str] = []
+        self.structs: list[str] = []        # struct.Struct definitions the classes use
 
     def class_name(self, t: T.FieldsT) -> str:
         key = id(t)
@@ -36,7 +37,9 @@ class TypeGen:
             name = f"{prefix}{len(self.names)}_{_ident(t.name)}"
             self.names[key] = name
             self.order.append(t)
-            self.sources.append(self._source(t, name))
+            source = self._source(t, name)
+            self.sources.append("\n".join(self.structs) + "\n" + source)
+            self.structs = []
         return self.names[key]
 
     def _dependencies(self, ft) -> None:
@@ -178,30 +181,35 @@ class TypeGen:
         return out
 
     def _unpack_fixed(self, t, fields) -> list[str]:
-        bits = sum(_bits(ft) for _, ft in fields)
-        nbytes = (bits + 7) // 8
+        layout = _layout(fields)
+        nbytes = sum(w for _, w, _ in layout) // 8
+        codes = "".join(code for _, _, parts in layout for code, _ in parts)
+        self.structs.append(f"ST_{self.names[id(t)]} = struct.Struct('!{codes}')")
+        names = [f"x{i}" for i in range(len(codes))]
         out = ["    def unpack(self, pkt):", "        p = pkt.pos", f"        e = p + {nbytes}",
-               "        if e > pkt.n:", "            raise ParserException(1)"]
-        out.append("        v = int.from_bytes(pkt.data[p:e], 'big')")
-        shift = bits
-        for a, ft in fields:
-            w = _bits(ft)
-            shift -= w
-            out.append(f"        self.{a} = {_from_bits(f'(v >> {shift})' if shift else 'v', w, ft, shift + w < bits or shift > 0)}")
+               "        if e > pkt.n:", "            raise ParserException(1)",
+               f"        {', '.join(names)}{',' if len(names) == 1 else ''} = ST_{self.names[id(t)]}.unpack_from(pkt.data, p)"]
+        k = 0
+        for chunk, width, parts in layout:
+            value, k = _join_parts(names, k, parts)
+            out += _split_chunk(chunk, width, value)
         out += [f"        self.{VALID} = True", "        pkt.pos = e"]
         return out
 
     def _pack_fixed(self, t, fields) -> list[str]:
+        layout = _layout(fields)
+        values = []
+        for chunk, width, parts in layout:
+            values += _chunk_parts(chunk, width, parts)
         bits = sum(_bits(ft) for _, ft in fields)
-        terms, shift = [], bits
+        shift, terms = bits, []
         for a, ft in fields:
             w = _bits(ft)
             shift -= w
             v = _to_bits(f"self.{a}", w, ft)
             terms.append(f"({v} << {shift})" if shift else v)
-        expr = " | ".join(terms) or "0"
-        return ["    def pack(self):", f"        return ({expr}).to_bytes({bits // 8}, 'big')",
-                "    def as_int(self):", f"        return {expr}", f"    width = {bits}"]
+        return ["    def pack(self):", f"        return ST_{self.names[id(t)]}.pack({', '.join(values)})",
+                "    def as_int(self):", f"        return {' | '.join(terms) or '0'}", f"    width = {bits}"]
 
     def _unpack_varbit(self, t, fields) -> list[str]:
         fixed = sum(_bits(ft) for _, ft in fields if not isinstance(ft, T.VarbitT))
@@ -265,3 +273,69 @@ def _to_bits(v: str, w: int, ft) -> str:
 
 def _ident(name: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
+STRUCT_CODES = ((64, "Q"), (32, "I"), (16, "H"), (8, "B"))
+
+
+def _layout(fields) -> list:
+    """Fields grouped into byte-aligned chunks, each read as struct codes:
+    [(chunk fields, chunk width, [(code, width), ...]), ...]."""
+    out, chunk, width = [], [], 0
+    for a, ft in fields:
+        chunk.append((a, ft))
+        width += _bits(ft)
+        if width % 8 == 0:
+            out.append((chunk, width, _codes(width)))
+            chunk, width = [], 0
+    if chunk:
+        raise UnsupportedError(None, "header fields do not end on a byte boundary")
+    return out
+
+
+def _codes(width: int) -> list:
+    parts = []
+    while width:
+        w, code = next((w, c) for w, c in STRUCT_CODES if w <= width)
+        parts.append((code, w))
+        width -= w
+    return parts
+
+
+def _join_parts(names, k, parts) -> tuple[str, int]:
+    """Expression rebuilding a chunk from its struct values names[k:k+len(parts)]."""
+    if len(parts) == 1:
+        return names[k], k + 1
+    expr = names[k]
+    for i, (_, w) in enumerate(parts[1:], 1):
+        expr = f"(({expr} << {w}) | {names[k + i]})"
+    return expr, k + len(parts)
+
+
+def _split_chunk(chunk, width, value) -> list[str]:
+    lines, shift = [], width
+    for a, ft in chunk:
+        w = _bits(ft)
+        shift -= w
+        raw = f"({value} >> {shift})" if shift else value
+        lines.append(f"        self.{a} = {_from_bits(raw, w, ft, len(chunk) > 1 and shift + w < width)}")
+    return lines
+
+
+def _chunk_parts(chunk, width, parts) -> list[str]:
+    """Expressions for the struct values of one chunk, from the fields."""
+    shift, terms = width, []
+    for a, ft in chunk:
+        w = _bits(ft)
+        shift -= w
+        v = _to_bits(f"self.{a}", w, ft)
+        terms.append(f"({v} << {shift})" if shift else v)
+    whole = " | ".join(terms)
+    if len(parts) == 1:
+        return [whole if len(terms) == 1 else f"({whole})"]
+    out, rest = [], width
+    for _, w in parts:
+        rest -= w
+        piece = f"(({whole}) >> {rest})" if rest else f"({whole})"
+        out.append(f"({piece} & {hex((1 << w) - 1)})" if rest != width - w else piece)
+    return out

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(mininet tcpdump iperf3 ethtool iproute2 iputils-ping spin python3-venv)
+APT_PACKAGES=(mininet tcpdump iperf3 ethtool iproute2 iputils-ping spin gcc python3-venv)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -163,6 +163,44 @@ def test_receiver_bind_failure_exits_3(tools):
     assert done.returncode == 3 and "cannot bind" in done.stderr
 
 
+def test_tcpflow_reverse_on_loopback(tools, workdir):
+    """--reverse: the server streams, the client verifies every byte and the report's count;
+    --sport fixes the client's source port (the server sees it as the peer's port)."""
+    server_log, client_log = workdir / "server.csv", workdir / "client.csv"
+    server, ready = tools(LOOPBACK, "tcpflow", "server", bind="127.0.0.1", port=0, conns=1,
+                          reverse=True, rate=100, log=server_log)
+    client, _ = tools(LOOPBACK, "tcpflow", "client", dst="127.0.0.1", port=ready["port"],
+                      sport=47311, duration=0.5, flow=11, reverse=True, log=client_log)
+    assert finish(client) == 0 and finish(server) == 0
+    got, sent = read_log(client_log), read_log(server_log)
+    assert got.summary["survived"] is True and got.summary["reverse"] is True
+    assert got.summary["bytes_sent"] == 0 and got.summary["bytes_received"] > 2_000_000
+    assert got.summary["report"] == [0, got.summary["bytes_received"]]
+    assert sent.summary["bytes"] == {"11": got.summary["bytes_received"]} and sent.summary["reverse"]
+    received = [r for r in got.rows if r["event"] == "interval"]
+    assert sum(r["interval_bytes"] for r in received) == got.summary["bytes_received"]
+    assert [r["detail"] for r in sent.rows if r["event"] == "accepted"] == ["127.0.0.1:47311"]
+    assert 50e6 < got.summary["bytes_received"] * 8 / 0.5 < 150e6  # the server's 100 Mbit/s
+
+
+def test_tcpflow_direction_mismatch_fails(tools, workdir):
+    server_log, client_log = workdir / "server.csv", workdir / "client.csv"
+    server, ready = tools(LOOPBACK, "tcpflow", "server", bind="127.0.0.1", port=0, conns=1,
+                          reverse=True, log=server_log)
+    client, _ = tools(LOOPBACK, "tcpflow", "client", dst="127.0.0.1", port=ready["port"],
+                      duration=0.3, rate=10, finish_timeout=2, log=client_log)
+    assert finish(client) == 1 and finish(server) == 1
+    assert read_log(client_log).summary["survived"] is False
+    assert "bad hello" in read_log(server_log).summary["failed"]["1"]
+
+
+def test_tcpflow_rate_belongs_to_the_sender():
+    for mode, options in (("client", {"dst": "127.0.0.1", "reverse": True}), ("server", {})):
+        done = subprocess.run(tool_argv("tcpflow", mode, port=9, rate=5, **options),
+                              capture_output=True, text=True, timeout=20)
+        assert done.returncode == 2 and "--rate" in done.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # Root: two namespaces joined by a veth pair
 
@@ -296,6 +334,23 @@ def test_tcpflow_survives_and_reports_bytes(tools, pair, workdir):
     assert len(intervals) >= 4
     assert sum(r["interval_bytes"] for r in intervals) == sent.summary["bytes_sent"]
     assert 100e6 < sent.summary["bytes_sent"] * 8 / 0.6 < 250e6  # the 200 Mbit/s limit
+
+
+@pytest.mark.root
+def test_tcpflow_reverse_survives_and_reports_bytes(tools, pair, workdir):
+    server_log, client_log = workdir / "server.csv", workdir / "client.csv"
+    server, _ = tools(pair.b, "tcpflow", "server", port=5003, conns=1, reverse=True, rate=200,
+                      log=server_log)
+    client, _ = tools(pair.a, "tcpflow", "client", dst=pair.ip_b, port=5003, duration=0.6,
+                      flow=5, reverse=True, log=client_log)
+    assert finish(client) == 0 and finish(server) == 0
+    got, sent = read_log(client_log), read_log(server_log)
+    assert got.summary["survived"] is True and got.summary["bytes_received"] > 1_000_000
+    assert sent.summary["bytes"] == {"5": got.summary["bytes_received"]}
+    intervals = [r for r in got.rows if r["event"] == "interval"]
+    assert len(intervals) >= 4
+    assert sum(r["interval_bytes"] for r in intervals) == got.summary["bytes_received"]
+    assert 100e6 < got.summary["bytes_received"] * 8 / 0.6 < 250e6  # the 200 Mbit/s limit
 
 
 @pytest.mark.root

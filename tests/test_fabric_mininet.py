@@ -413,12 +413,6 @@ def test_link_failure(results, report):
         assert measured["s2"] >= FLOWS * PER_FLOW, "l1 no longer sends through s1"
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "bundled-switch bug (testbed/v1model/switchd.py Rings.flush/make_room): while a port's link "
-    "is down, send() on its PACKET_TX_RING fails with ENETDOWN and the frames stay in "
-    "TP_STATUS_SEND_REQUEST; once the 32 slots (MTU 9000) are full, make_room() calls flush(), "
-    "which does nothing because tx_pending is 0, so the port never transmits again: the link "
-    "stays down for the monitor after `ip link set up`"))
 def test_link_repair(results):
     with fabric(results) as tb:
         failed = time.monotonic()

@@ -549,7 +549,9 @@ class Rings:
         return True
 
     def make_room(self) -> bool:
-        """The next transmit slot is still in use: flush, and tell whether it is free now."""
+        """The next transmit slot is still in use: flush (even with nothing newly queued, as
+        frames may wait from an earlier failed send), and tell whether it is free now."""
+        self.tx_pending = max(self.tx_pending, 1)
         self.flush()
         return not self.mm[self.tx_off]
 
@@ -563,8 +565,23 @@ class Rings:
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError:
-            return pending
+            return self._discard_queued()
         return 0
+
+    def _discard_queued(self) -> int:
+        """After a failed send: give back the slots still waiting to be sent (the run just
+        before tx_off, where the kernel stopped) and move tx_off back to the start of that run,
+        so that it stays in step with the kernel's position. Returns how many were dropped."""
+        mm, size = self.mm, self.frame_size
+        slot, dropped = self.tx_off, 0
+        for _ in range((self.tx_end - self.tx_base) // size):
+            prev = (slot if slot > self.tx_base else self.tx_end) - size
+            if _TX_HEADER.unpack_from(mm, prev)[0] != TP_STATUS_SEND_REQUEST:
+                break
+            _TX_HEADER.pack_into(mm, prev, 0, 0)
+            slot, dropped = prev, dropped + 1
+        self.tx_off = slot
+        return dropped
 
     def close(self) -> None:
         self.mm.close()

@@ -12,7 +12,6 @@ results/figures/failover.png (probe replies per second around the failure).
     sudo python experiments/failover.py --quick    # nat only, redplane and noft, shorter
 """
 import argparse
-import os
 import sys
 
 import _env  # noqa: F401  (re-runs with the project's .venv when needed)

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 
-from testbed.provenance import process_start_time
+from testbed.provenance import still_running
 
 
 def clean_manifest(path: str, dry_run: bool = False) -> list[str]:
@@ -47,7 +47,7 @@ def clean_manifest(path: str, dry_run: bool = False) -> list[str]:
 
 
 def _ours(pid: int, started) -> bool:
-    return started is not None and process_start_time(pid) == started
+    return still_running(pid, started)
 
 
 def main(argv=None) -> int:

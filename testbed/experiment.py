@@ -91,3 +91,102 @@ def write_table(df, exp_dir: str, name: str) -> str:
 
 class ExperimentError(TestbedError):
     """An experiment could not run; the message says which trial and why."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the experiment scripts (appended; the functions above are unchanged)
+
+class HostTools:
+    """Traffic-tool processes on a Testbed's hosts, each owned until it is stopped.
+
+        with HostTools(tb) as tools:
+            tools.start("h3", tool_argv("probe", "recv", port=7000, echo=True, log=...))
+            tools.run("h1", tool_argv("probe", "send", ..., count=5))     # start, wait for the exit
+            codes = tools.wait()                                         # the clients started so far
+
+    `start` waits (bounded) for the tool's ``ready`` line; every process is recorded in the
+    run's manifest; leaving the block stops whatever still runs (SIGTERM, then harder).
+    """
+
+    def __init__(self, tb):
+        self.tb = tb
+        self.procs: list[tuple[str, list[str], object]] = []
+        tb.own(self.stop)               # stopped at teardown too, whatever ends the run
+
+    def __enter__(self) -> "HostTools":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self, host: str, argv: list[str], ready_timeout: float = 15.0):
+        """Start `argv` in `host`'s namespace and wait until it reports ready."""
+        import subprocess
+        from testbed.traffic import wait_ready
+        proc = self.tb.host(host).popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.procs.append((host, argv, proc))
+        self.tb.manifest.pid(proc.pid, f"traffic {argv[2].rsplit('.', 1)[-1]} on {host}")
+        wait_ready(proc, timeout=ready_timeout)
+        return proc
+
+    def run(self, host: str, argv: list[str], timeout: float = 30.0) -> int | None:
+        """Start `argv` on `host` and wait for it to exit (bounded); its exit status."""
+        return self.wait([self.start(host, argv)], timeout)[0]
+
+    def wait(self, procs=None, timeout: float = 30.0) -> list:
+        """Wait for `procs` (default: every process started) to exit, within `timeout` in
+        total; exit statuses (None: still running when the time was up)."""
+        import subprocess
+        procs = [p for _, _, p in self.procs] if procs is None else procs
+        deadline = time.monotonic() + timeout
+        codes = []
+        for proc in procs:
+            try:
+                codes.append(proc.wait(timeout=max(0.05, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                codes.append(None)
+        return codes
+
+    def stop(self) -> None:
+        """Stop every process still running (SIGTERM first: the tools flush their logs)."""
+        from testbed.capture import stop_process
+        for _, _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                stop_process(proc)
+            if proc.stderr is not None and not proc.stderr.closed:
+                proc.stderr.close()
+
+
+def in_process_run(exp_dir: str, name: str, config: dict, measured: str):
+    """A run directory for a trial that needs no Mininet (the interpreter or the in-process
+    fabric driven from this process): provenance.json is written first, with `config` and a
+    `measured` note saying how; the caller writes its results into the directory, and
+    `finish_run` records the end. Returns the run directory."""
+    from testbed import provenance
+    run_dir = os.path.join(exp_dir, f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{os.getpid()}")
+    os.makedirs(run_dir, exist_ok=True)
+    provenance.write_provenance(run_dir, {"name": name, **config},
+                                {"measured": measured, "switches": {"name": "bundled",
+                                                                    "implementation": "testbed.v1model (in-process)"}})
+    return run_dir
+
+
+def finish_run(run_dir: str, status: str = "ok", extra: dict | None = None) -> None:
+    """Record the end of an in-process trial in its provenance.json."""
+    from testbed import provenance
+    provenance.finish(run_dir, status, extra)
+
+
+def save_json(run_dir: str, name: str, data) -> str:
+    """Write `data` as <run_dir>/<name>.json (what analysis reads back, with the run)."""
+    path = os.path.join(run_dir, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, default=str)
+    return path
+
+
+def elapsed_note(start: float) -> str:
+    """'12.3 s' since `start` (time.monotonic())."""
+    return f"{time.monotonic() - start:.1f} s"
+
+

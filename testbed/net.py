@@ -14,21 +14,22 @@ lists every process and interface as it is created, for `python -m testbed.clean
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
 import time
 from contextlib import ExitStack
-from functools import partial
 
 from mininet.link import TCLink
 from mininet.net import Mininet
 
 from p4apps import LEAF_P4, SPINE_P4
 from testbed import provenance
-from testbed.capture import CaptureSet, popen_in
+from testbed.capture import CaptureSet
 from testbed.checkpoint import Checkpointer, CheckpointThread, StoreSink
 from testbed.errors import ConfigError, TestbedError
 from testbed.failures import EventLog, FailureEvent, Netem, link_interfaces, netem, netem_clear, play
@@ -39,7 +40,7 @@ from testbed.runconfig import RunConfig
 from testbed.stores import StoreCluster
 from testbed.targets import target_named
 
-RESULTS = os.path.join(provenance.REPO, "results")
+RESULTS = os.environ.get("TESTBED_RESULTS") or os.path.join(provenance.REPO, "results")   # where runs go
 THRIFT_BASE = 9190
 FABRIC_MTU = 9000
 
@@ -60,17 +61,23 @@ class Testbed:
         self.stores = None
         self.monitor = None
         self.captures = None
+        self.checkpointer = None
         self.stop_event = threading.Event()
         self.shard_handles: dict = {}
         self._stack = ExitStack()
         self._sockets: dict = {}
+        self._tool_owners: list = []        # stop() of what runs on hosts (workloads, tools)
 
     # -- context manager --------------------------------------------------------------------
     def __enter__(self) -> "Testbed":
         try:
             self._build()
-        except BaseException:
-            self._stack.close()
+        except BaseException as e:
+            try:
+                self._stack.close()
+            finally:
+                if os.path.exists(os.path.join(self.run_dir, "provenance.json")):
+                    provenance.finish(self.run_dir, f"build failed: {type(e).__name__}: {e}")
             raise
         return self
 
@@ -84,13 +91,15 @@ class Testbed:
                 provenance.finish(self.run_dir, status, {"routing_events": self.routing_events()})
 
     def _build(self) -> None:
+        self._stack.enter_context(MachineLock(self.run_id))
         self._run_dir()
         target = target_named(self.config.target)
         artifacts = self._artifacts(target)
         provenance.write_provenance(self.run_dir, self.config.to_dict(), {"switches": target.describe()})
         self.manifest = provenance.Manifest(self.run_dir, self.run_id)
-        self._stack.callback(self.manifest.close)
+        self._stack.callback(self._close_manifest)
         self._mininet(target, artifacts)
+        self._stack.callback(self._stop_tools)        # runs before Mininet stops
         self._routing()
         if self.app is not None:
             self._stores()
@@ -179,6 +188,34 @@ class Testbed:
         for pid in sw.pids():
             self.manifest.pid(pid, f"switch {sw.name}")
 
+    # -- processes on hosts --------------------------------------------------------------------
+    def own(self, stop) -> None:
+        """Register `stop()` of something running on the hosts (a workload, tools): called at
+        teardown, before Mininet stops, on every exit path."""
+        self._tool_owners.append(stop)
+
+    def _stop_tools(self) -> None:
+        """Stop the registered owners, then any other listed process that is not a switch, a
+        store or a Mininet host (their owners stop those): SIGTERM, then SIGKILL."""
+        errors = []
+        for stop in reversed(self._tool_owners):
+            try:
+                stop()
+            except Exception as e:            # keep tearing down; report at the end
+                errors.append(e)
+        for pid, what in self.manifest.running(skip=OWNED_PIDS):
+            _terminate(pid)
+        if errors:
+            raise TestbedError(f"stopping host processes failed: {errors[0]!r}") from errors[0]
+
+    def _close_manifest(self) -> None:
+        """Last step of teardown: anything listed still alive is killed; the manifest says
+        "clean" only if nothing survives."""
+        for pid, _ in self.manifest.running():
+            _terminate(pid, grace=0.5)
+        left = self.manifest.running()
+        self.manifest.close("clean" if not left else "dirty: " + ", ".join(f"{pid} ({what})" for pid, what in left))
+
     def _prepare_host(self, host) -> None:
         """Software switches forward what they receive: checksum offload must be off."""
         for intf in host.intfList():
@@ -244,7 +281,18 @@ class Testbed:
         for name in returning:
             if self.app is not None and name in self.topo.spines():
                 self.configure_app(name)
+        if self.checkpointer is not None:
+            self._restore_checkpoints(view.down_switches - self.routing.view.down_switches, view)
         self.routing.set_view(view, "monitor")
+
+    def _restore_checkpoints(self, failed: set, view: FabricView) -> None:
+        """S1: a failed spine's last checkpoint goes into every live spine before traffic is
+        moved to them (as the controller would on detection)."""
+        for name in sorted(failed & set(self.topo.spines())):
+            for survivor in self.topo.spines():
+                if survivor not in view.down_switches and self.switch(survivor).alive:
+                    n = self.checkpointer.restore(name, survivor)
+                    self.routing.note("s1 restore", name, f"{n} flows into {survivor}")
 
     def wait_converged(self, timeout: float = 30.0) -> FabricView:
         """Wait until the monitor sees every switch and link up (or what is known failed)."""
@@ -266,7 +314,9 @@ class Testbed:
         """Install the app's and RedPlane's configuration on a spine (at start and after a restart)."""
         sw = self.switch(spine)
         heads = [chain[0].host.name for chain in self.stores.chains]
-        for cmd in self.app.redplane_commands(self.topo, spine, self.config.redplane, heads):
+        commands = self.app.redplane_commands(self.topo, spine, self.config.redplane, heads,
+                                              sw.clock_base_us)
+        for cmd in commands:
             out = sw.cli(cmd)
             if cmd.startswith("table_add rp_shards"):
                 self.shard_handles[(spine, int(cmd.split()[3]))] = int(out.rsplit(" ", 1)[1])
@@ -394,6 +444,65 @@ class Testbed:
             self.captures.add(self.net.get(node) if node in self.topo.hosts() else _ROOT, intf, node=node)
         self._stack.callback(self.captures.stop)
         self.captures.start()
+
+
+class MachineLock:
+    """One Testbed per machine at a time: interface names and control ports are fixed, so a
+    second one waits (bounded, saying for whom) until the first has torn down."""
+
+    PATH = "/run/redplane-testbed.lock" if os.path.isdir("/run") else "/tmp/redplane-testbed.lock"
+
+    def __init__(self, run_id: str, timeout: float | None = None):
+        self.run_id = run_id
+        self.timeout = float(os.environ.get("TESTBED_LOCK_TIMEOUT", 900)) if timeout is None else timeout
+        self.fd = None
+
+    def __enter__(self) -> "MachineLock":
+        fd = os.open(self.PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline, told = time.monotonic() + self.timeout, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise TestbedError(f"another testbed ({_holder(fd)}) still runs on this machine after "
+                                       f"{self.timeout:.0f} s; see {self.PATH} (TESTBED_LOCK_TIMEOUT)")
+                if not told:
+                    print(f"waiting for another testbed on this machine to finish ({_holder(fd)})", flush=True)
+                    told = True
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, run {self.run_id}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.ftruncate(self.fd, 0)
+        os.close(self.fd)             # releases the lock
+
+
+def _holder(fd: int) -> str:
+    return os.pread(fd, 200, 0).decode(errors="replace").strip() or "holder unknown"
+
+
+OWNED_PIDS = ("switch ", "store ", "mininet host ")
+
+
+def _terminate(pid: int, grace: float = 2.0) -> None:
+    """SIGTERM `pid` (a process this run started, checked by start time), SIGKILL after `grace`."""
+    started = provenance.process_start_time(pid)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+        if not provenance.still_running(pid, started):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and provenance.still_running(pid, started):
+            time.sleep(0.02)
 
 
 def _root_popen(argv, **kwargs):

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 from mininet.node import Switch
 
@@ -39,6 +40,7 @@ class P4Switch(Switch):
         self.agent = None
         self.lock = threading.Lock()
         self.generation = 0
+        self.clock_base_us = 0      # host monotonic clock (us) just before the last launch
         self.cpu_intf, self.cpu_host_intf = f"{name}-cpu", f"{name}-cpuh"
 
     # -- Mininet hooks --------------------------------------------------------------------------
@@ -65,6 +67,7 @@ class P4Switch(Switch):
         if pcaps:
             os.makedirs(pcaps, exist_ok=True)
         log = os.path.join(logs, f"{self.name}.{self.generation}.log")
+        self.clock_base_us = time.monotonic_ns() // 1000
         self.proc = self.target.launch(self.artifact, ports, name=self.name, thrift_port=self.thrift_port,
                                        device_id=self.device_id, log_file=log, pcap_dir=pcaps,
                                        trace=self.trace, seed=self.seed + self.generation,
@@ -127,10 +130,20 @@ class P4Switch(Switch):
                 raise SwitchDown(f"{self.name} is down")
             return self.proc.cli(command)
 
+    def stats(self) -> dict:
+        """The switch's counters (see SwitchProcess.stats), serialised with other commands."""
+        with self.lock:
+            if self.proc is None:
+                raise SwitchDown(f"{self.name} is down")
+            return self.proc.stats()
+
     # -- the CPU port ----------------------------------------------------------------------------
     def _cpu_veth(self) -> None:
+        """Create the CPU-port veth pair; one that exists already belongs to someone else."""
         if os.path.exists(f"/sys/class/net/{self.cpu_intf}"):
-            return
+            raise TestbedError(f"interface {self.cpu_intf} already exists: another testbed runs on this "
+                               "machine, or a crashed run left it (python -m testbed.cleanup removes it)")
+        self._own_cpu_veth = True
         subprocess.run(["ip", "link", "add", self.cpu_intf, "type", "veth", "peer", "name", self.cpu_host_intf],
                        check=True, capture_output=True)
         for intf in (self.cpu_intf, self.cpu_host_intf):
@@ -138,7 +151,7 @@ class P4Switch(Switch):
             subprocess.run(["ethtool", "-K", intf, "tx", "off", "rx", "off"], capture_output=True)
 
     def _delete_cpu_veth(self) -> None:
-        if os.path.exists(f"/sys/class/net/{self.cpu_intf}"):
+        if getattr(self, "_own_cpu_veth", False) and os.path.exists(f"/sys/class/net/{self.cpu_intf}"):
             subprocess.run(["ip", "link", "del", self.cpu_intf], capture_output=True)
 
 

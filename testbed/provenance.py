@@ -68,12 +68,25 @@ def finish(run_dir: str, status: str, extra: dict | None = None) -> None:
 
 def process_start_time(pid: int) -> int | None:
     """The kernel's start time of `pid` (clock ticks since boot): tells pid reuse apart."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def still_running(pid: int, started: int | None) -> bool:
+    """True if `pid` is the process that started at `started` and has not exited (a zombie,
+    exited but not yet reaped, does not count)."""
+    fields = _stat_fields(pid)
+    return bool(fields) and started is not None and int(fields[19]) == started and fields[0] != b"Z"
+
+
+def _stat_fields(pid: int) -> list | None:
+    """Fields of /proc/<pid>/stat after the command name (state first), or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
-    return int(stat[stat.rindex(b")") + 2:].split()[19])
+    return stat[stat.rindex(b")") + 2:].split()
 
 
 class Manifest:
@@ -100,6 +113,14 @@ class Manifest:
         with self.lock:
             self.data["dirs"].append(path)
             self._save()
+
+    def running(self, skip: tuple = ()) -> list[tuple[int, str]]:
+        """Listed processes still alive (same pid and start time), except those whose
+        description starts with one of `skip`."""
+        with self.lock:
+            pids = list(self.data["pids"])
+        return [(pid, what) for pid, started, what in pids
+                if not what.startswith(skip) and still_running(pid, started)]
 
     def close(self, status: str = "clean") -> None:
         with self.lock:

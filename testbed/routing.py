@@ -197,7 +197,7 @@ class Programmer:
 @dataclass
 class RoutingEvent:
     time: float            # time.monotonic() of the event
-    kind: str              # detected / reprogrammed / programmed
+    kind: str              # detected / reprogrammed / programmed / s1 restore
     subject: str           # link key or switch name
     detail: str = ""
 
@@ -241,6 +241,11 @@ class RoutingController:
             n = self.programmers[name].apply(cfg)
             if n:
                 self._event("reprogrammed", name, f"{n} commands ({cause})")
+
+    def note(self, kind: str, subject: str, detail: str = "") -> None:
+        """Record an event of the control plane's own (e.g. an S1 restore) in the timeline."""
+        with self.lock:
+            self._event(kind, subject, detail)
 
     def _event(self, kind: str, subject: str, detail: str) -> None:
         self.events.append(RoutingEvent(self.clock(), kind, subject, detail))

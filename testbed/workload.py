@@ -76,6 +76,7 @@ class WorkloadRun:
 
     # -- start --------------------------------------------------------------------------------------
     def start(self) -> "WorkloadRun":
+        self.tb.own(self.stop)          # stopped at teardown too, whatever ends the run
         self._write_flows()
         try:
             for flow in self.flows:

@@ -34,7 +34,7 @@ import pytest
 
 from testbed.capture import stop_process
 from testbed.net import Testbed as _Testbed  # not a test class
-from testbed.provenance import REPO, process_start_time
+from testbed.provenance import REPO, process_start_time, still_running
 from testbed.routing import path_spine
 from testbed.runconfig import RunConfig
 from testbed.workload import WorkloadRun, default_flows
@@ -107,7 +107,7 @@ def survivors(run_dir: str) -> list:
     """Manifest entries whose process still runs (same pid and the same kernel start time)."""
     with open(os.path.join(run_dir, "manifest.json")) as f:
         pids = json.load(f)["pids"]
-    return [(pid, what) for pid, started, what in pids if process_start_time(pid) == started]
+    return [(pid, what) for pid, started, what in pids if still_running(pid, started)]
 
 
 def assert_torn_down(fp: Footprint, status: str = "ok") -> None:
@@ -127,27 +127,10 @@ def assert_torn_down(fp: Footprint, status: str = "ok") -> None:
     assert prov["status"].startswith(status) and "finished" in prov
 
 
-def wait_fabric_free(topo, timeout: float = 600.0) -> None:
-    """Wait until no other Testbed on this machine holds this fabric's (fixed) interface names;
-    once one was seen, until none has been for 5 s (experiments run trials back to back)."""
-    names = [link.intf2 for link in topo.links()] + [f"{sw}-cpu" for sw in topo.switches()]
-    state = {"since": time.monotonic(), "quiet": 1.0}
-
-    def quiet_enough():
-        if any(os.path.exists(f"/sys/class/net/{n}") for n in names):
-            state["since"], state["quiet"] = time.monotonic(), 5.0
-        return time.monotonic() - state["since"] >= state["quiet"]
-    started = time.monotonic()
-    wait_until(quiet_enough, timeout, "another testbed's interfaces (s1-eth1, ...) to go away", poll=0.1)
-    if time.monotonic() - started > 2:
-        print(f"waited {time.monotonic() - started:.0f} s for another testbed on this machine")
-
-
 @contextmanager
 def fabric(results: str, config: RunConfig | None = None):
     """A Testbed of `config` (default: the plain fabric); checks its teardown on normal exit."""
     config = config or RunConfig(name="fabric-test")
-    wait_fabric_free(config.topology())
     with _Testbed(config, results_dir=results) as tb:
         fp = footprint(tb)
         yield tb
@@ -328,9 +311,7 @@ def uplink_rx_bytes(tb, leaf: str) -> dict:
     """Bytes each spine received on its port from `leaf`."""
     out = {}
     for spine in [s for s in tb.topo.spines() if tb.switch(s).alive]:
-        sw = tb.switch(spine)
-        with sw.lock:                   # the monitor thread talks to the switch too
-            ports = sw.proc.stats()["ports"]
+        ports = tb.switch(spine).stats()["ports"]
         out[spine] = ports[str(tb.topo.port_of(spine, leaf))]["rx_bytes"]
     return out
 
@@ -432,7 +413,6 @@ def test_teardown_after_an_exception(results):
     """An exception inside the block: everything is removed all the same, and provenance
     records how the run ended."""
     config = RunConfig(name="fabric-exception")
-    wait_fabric_free(config.topology())
     with pytest.raises(RuntimeError, match="inside the block"):
         with _Testbed(config, results_dir=results) as tb:
             fp = footprint(tb)
@@ -440,15 +420,8 @@ def test_teardown_after_an_exception(results):
     assert_torn_down(fp, status="RuntimeError: inside the block")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "testbed bug: leaving a Testbed by an exception while a WorkloadRun's tools run leaves those "
-    "processes (listed in the run's manifest) and their hosts' namespaces alive, and still marks "
-    "the manifest 'clean' (Mininet's net.stop() does not reach processes started with host.popen, "
-    "and nothing stops the manifest's pids); testbed.experiment.run_trial has no try/finally "
-    "around its workload, so Ctrl-C during a trial leaks them"))
 def test_teardown_after_an_exception_with_traffic_running(results):
     config = RunConfig(name="fabric-exception-traffic")
-    wait_fabric_free(config.topology())
     fp = None
     try:
         with pytest.raises(RuntimeError, match="mid-workload"):

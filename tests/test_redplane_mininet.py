@@ -30,7 +30,7 @@ from analysis.pcap import load_pcap
 from p4apps.apps import app_named
 from testbed.capture import stop_process
 from testbed.net import Testbed as _Testbed  # not a test class
-from testbed.provenance import process_start_time
+from testbed.provenance import still_running
 from testbed.redplane.config import RedPlaneSettings
 from testbed.routing import path_spine
 from testbed.runconfig import RunConfig, StoreSpec
@@ -73,21 +73,6 @@ def results(tmp_path_factory):
     return str(tmp_path_factory.mktemp("redplane-runs"))
 
 
-def wait_fabric_free(topo, timeout: float = 600.0) -> float:
-    """Wait until no other Testbed on this machine holds this fabric's (fixed) interface names;
-    once one was seen, until none has been for 5 s (experiments run trials back to back)."""
-    names = [link.intf2 for link in topo.links()] + [f"{sw}-cpu" for sw in topo.switches()]
-    state = {"since": time.monotonic(), "quiet": 1.0}
-
-    def quiet_enough():
-        if any(os.path.exists(f"/sys/class/net/{n}") for n in names):
-            state["since"], state["quiet"] = time.monotonic(), 5.0
-        return time.monotonic() - state["since"] >= state["quiet"]
-    started = time.monotonic()
-    wait_until(quiet_enough, timeout, "another testbed's interfaces (s1-eth1, ...) to go away", poll=0.1)
-    return time.monotonic() - started
-
-
 @contextmanager
 def app_testbed(results: str, **config):
     """A Testbed capturing on the servers' interfaces, crashing s1 CRASH_AFTER s after
@@ -96,15 +81,12 @@ def app_testbed(results: str, **config):
     config.setdefault("failures", ({"at": CRASH_AFTER, "kind": "switch_crash", "target": "s1"},))
     cfg = RunConfig(name=f"rp-{config.get('app')}-{config.get('variant', 'redplane')}", redplane=SETTINGS,
                     capture=("h3-eth0", "h4-eth0"), **config)
-    waited = wait_fabric_free(cfg.topology())
-    if waited > 2:
-        print(f"waited {waited:.0f} s for another testbed on this machine")
     with _Testbed(cfg, results_dir=results) as tb:
         yield tb
     with open(os.path.join(tb.run_dir, "manifest.json")) as f:
         manifest = json.load(f)
     assert manifest["status"] == "clean"
-    assert not [what for pid, started, what in manifest["pids"] if process_start_time(pid) == started]
+    assert not [what for pid, started, what in manifest["pids"] if still_running(pid, started)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,10 +481,7 @@ def checkpointed_keys(tb, spine: str) -> set:
 
 
 @pytest.mark.parametrize("restore", [
-    pytest.param("testbed", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "testbed bug: in variant s1 nothing restores a failed spine's last checkpoint "
-        "(Checkpointer.restore exists but Testbed never calls it; _on_view only reconfigures "
-        "returning spines), so S1 behaves exactly like noft"))),
+    "testbed",
     "test",
 ])
 def test_s1_keeps_connections_checkpointed_before_the_crash(results, report, restore):

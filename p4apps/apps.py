@@ -59,10 +59,12 @@ class App:
         """The app's own table entries on `spine`."""
         return []
 
-    def redplane_commands(self, topo: LeafSpineTopo, spine: str, settings, heads: list[str]) -> list[str]:
-        """The RedPlane library's configuration on `spine` (heads[s] = shard s's head)."""
+    def redplane_commands(self, topo: LeafSpineTopo, spine: str, settings, heads: list[str],
+                          clock_base_us: int = 0) -> list[str]:
+        """The RedPlane library's configuration on `spine` (heads[s] = shard s's head;
+        clock_base_us: see testbed.redplane.config.spine_commands)."""
         from testbed.redplane.config import spine_commands
-        return spine_commands(topo, spine, settings, heads)
+        return spine_commands(topo, spine, settings, heads, clock_base_us)
 
     @property
     def snapshot_mode(self) -> bool:
@@ -228,7 +230,7 @@ class SketchApp(App):
         return min(base[r * self.WIDTH + c] + counts[r * self.WIDTH + c] + counts[cells + r * self.WIDTH + c]
                    for r, c in enumerate(self.columns(*flow)))
 
-    def redplane_commands(self, topo, spine, settings, heads):
+    def redplane_commands(self, topo, spine, settings, heads, clock_base_us=0):
         index = topo.node(spine).index
         if index > 7:
             raise ConfigError(f"sketch: at most 7 spines (the snapshot key holds 3 bits of spine index), got {spine}")

@@ -27,8 +27,8 @@
 const bit<16> ETHERTYPE_SKETCH_CTL = 0x88B6;
 const bit<8> SK_OP_SNAPSHOT = 1;
 const bit<8> SK_OP_RESTORE = 2;
-const bit<16> SK_BARE_UDP_LEN = 24;  /* 8 + 16 */
-const bit<16> SK_BARE_IP_LEN = 44;
+const bit<16> SK_BARE_UDP_LEN = 8 + REDPLANE_SKETCH_HEADER_BYTES;
+const bit<16> SK_BARE_IP_LEN = 20 + SK_BARE_UDP_LEN;
 
 header sketch_ctl_t {
     bit<8>  op;
@@ -167,6 +167,7 @@ control Sketch(inout headers_t hdr, inout metadata_t meta, inout standard_metada
         hdr.rp.setValid();
         hdr.rp.type = type;
         hdr.rp.seq = seq;
+        hdr.rp.ts = sm.ingress_global_timestamp[31:0];
         hdr.rp.key_column = key;
     }
 

@@ -178,7 +178,8 @@ def test_replication_overhead_counts_known_bytes(tmp_path):
                                                     + [ack.copy() for _ in range(3)] + data)])
     table = metrics.replication_overhead(df).set_index(["rp_dir", "rp_type_name"])
     req_len, ack_len, data_len = len(request), len(ack), len(data[0])
-    assert req_len == 14 + 20 + 8 + 15 + 40 and ack_len == 14 + 20 + 8 + 15
+    rp_len = protocol.APP_LAYOUTS["nat"].header_bytes
+    assert rp_len == 19 and req_len == 14 + 20 + 8 + rp_len + 40 and ack_len == 14 + 20 + 8 + rp_len
     assert table.loc[("request", "LEASE_NEW"), ["messages", "bytes", "inner_bytes"]].tolist() \
         == [3, 3 * req_len, 3 * 40]
     assert table.loc[("ack", "NEW_ACK"), ["messages", "bytes"]].tolist() == [3, 3 * ack_len]

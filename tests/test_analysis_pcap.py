@@ -41,10 +41,10 @@ def udp_packet(src, dst, sport, dport, payload, **ip):
     return Ether() / IP(src=src, dst=dst, **ip) / UDP(sport=sport, dport=dport) / Raw(payload)
 
 
-def nat_message(type_, seq, key, value, inner=b""):
+def nat_message(type_, seq, key, value, inner=b"", ts=0xA1B2C3D4):
     key_int = NAT.key_of(key_addr=key[0], key_port=key[1])
     value_int = NAT.value_of(value_addr=value[0], value_port=value[1])
-    return NAT.pack(type_, seq, key_int, value_int, inner)
+    return NAT.pack(type_, seq, key_int, value_int, inner, ts=ts)
 
 
 def at(seconds) -> Decimal:
@@ -114,7 +114,7 @@ def test_redplane_request_with_inner_packet_and_ack(tmp_path):
     assert (req["rp_key"], req["rp_value"]) == (decoded.key, decoded.value)
     assert (req["rp_key_addr"], req["rp_key_port"]) == ("10.0.0.5", 3333)
     assert (req["rp_value_addr"], req["rp_value_port"]) == ("192.168.0.1", 20000)
-    assert req["rp_inner_len"] == len(inner) == 40
+    assert req["rp_inner_len"] == len(inner) == 40     # after the 19-byte header (ts included)
     assert req["inner_flow"] == "tcp 10.0.0.5:3333>10.0.1.1:80"
     assert (ack_row["rp_dir"], ack_row["rp_type_name"], ack_row["rp_inner_len"]) == \
         ("ack", "RENEW_ACK", 0)

@@ -61,6 +61,33 @@ def test_seq_newer_is_antisymmetric_and_follows_seq_next():
     assert not protocol.seq_not_older(6, 7)
 
 
+def test_seq_advance_is_the_grant_fence_and_skips_zero():
+    F = protocol.SEQ_FENCE
+    assert F == 4096 and protocol.seq_advance(0, F) == F
+    assert protocol.seq_advance(10, F) == 10 + F
+    assert protocol.seq_advance(65535, 1) == 1 and protocol.seq_advance(65000, F) == 65000 + F - 65535
+    seq = 60000
+    for _ in range(F):                       # F - 1 writes after seq are all older than the fence
+        seq = seq_next(seq)
+        assert seq == protocol.seq_advance(60000, F) or seq_newer(protocol.seq_advance(60000, F), seq)
+    with pytest.raises(ProtocolError, match="seq_advance"):
+        protocol.seq_advance(70000, 1)
+
+
+@pytest.mark.parametrize("a, b, distance", [(1, 2, 1), (7, 7, 0), (65535, 1, 1), (65000, 100, 635),
+                                            (0, 1, 1)])
+def test_seq_distance_counts_writes(a, b, distance):
+    assert protocol.seq_distance(a, b) == distance
+
+
+@pytest.mark.parametrize("now, ts, age", [(100, 40, 60), (5, 0xFFFFFFFB, 10), (7, 7, 0)])
+def test_timestamps_wrap_on_32_bits(now, ts, age):
+    assert protocol.ts_age(now, ts) == age
+    assert protocol.ts_of((1 << 40) + 123) == 123
+    assert protocol.ts_newer(now, ts) is (age != 0)
+    assert not protocol.ts_newer(ts, now)
+
+
 # --- sharding ----------------------------------------------------------------------------------
 def test_shard_of_is_standard_crc32():
     assert zlib.crc32(b"123456789") == 0xCBF43926  # the CRC-32 check value
@@ -86,24 +113,26 @@ def test_shard_of_rejects_bad_shard_count():
 @pytest.mark.parametrize("app", ["nat", "firewall", "lb"])
 def test_endpoint_layouts(app):
     layout = APP_LAYOUTS[app]
-    assert layout.key_bits == 48 and layout.value_bits == 48 and layout.header_bytes == 15
+    assert layout.key_bits == 48 and layout.value_bits == 48 and layout.header_bytes == 19
     assert [name for name, _ in layout.fields] == [
-        "type", "seq", "key_addr", "key_port", "value_addr", "value_port"]
+        "type", "seq", "ts", "key_addr", "key_port", "value_addr", "value_port"]
 
 
 def test_sketch_layout():
     sketch = APP_LAYOUTS["sketch"]
     assert sketch.key_fields == (("key_column", 8),)
     assert sketch.value_fields == (("value_row0", 32), ("value_row1", 32), ("value_row2", 32))
-    assert sketch.header_bytes == 16
+    assert sketch.header_bytes == 20
 
 
 def test_pack_puts_fields_at_their_offsets():
     nat = APP_LAYOUTS["nat"]
     key = nat.key_of(key_addr=0x0A000001, key_port=0x1234)
     value = nat.value_of(value_addr=0xC0A80001, value_port=0xABCD)
-    data = nat.pack(protocol.LEASE_RENEW, 0x0102, key, value)
-    assert data == bytes([1, 1, 2, 10, 0, 0, 1, 0x12, 0x34, 192, 168, 0, 1, 0xAB, 0xCD])
+    data = nat.pack(protocol.LEASE_RENEW, 0x0102, key, value, ts=0xDEADBEEF)
+    assert data == bytes([1, 1, 2, 0xDE, 0xAD, 0xBE, 0xEF, 10, 0, 0, 1, 0x12, 0x34,
+                          192, 168, 0, 1, 0xAB, 0xCD])
+    assert nat.unpack(data).ts == 0xDEADBEEF
 
 
 @pytest.mark.parametrize("app", sorted(APP_LAYOUTS))
@@ -111,8 +140,8 @@ def test_pack_unpack_roundtrip_with_inner_packet(app):
     layout = APP_LAYOUTS[app]
     key, value = (1 << layout.key_bits) - 2, (1 << layout.value_bits) - 3
     inner = ipv4_packet()
-    message = layout.unpack(layout.pack(protocol.MIGRATE_ACK, 65535, key, value, inner))
-    assert message == Message(protocol.MIGRATE_ACK, 65535, key, value, inner)
+    message = layout.unpack(layout.pack(protocol.MIGRATE_ACK, 65535, key, value, inner, ts=2**32 - 1))
+    assert message == Message(protocol.MIGRATE_ACK, 65535, key, value, inner, 2**32 - 1)
     assert layout.unpack(layout.pack(0, 0, 0, 0)).inner == b""
 
 
@@ -124,10 +153,10 @@ def test_key_and_value_parts_roundtrip():
 
 
 @pytest.mark.parametrize("data, why", [
-    (bytes(14), "14 bytes, header needs 15"),
-    (bytes(15) + b"\x00" * 3, "not an IPv4 packet"),
-    (bytes(15) + ipv4_packet() + b"xx", "2 bytes after the inner IPv4 packet"),
-    (bytes(15) + ipv4_packet()[:-1], "does not fit"),
+    (bytes(18), "18 bytes, header needs 19"),
+    (bytes(19) + b"\x00" * 3, "not an IPv4 packet"),
+    (bytes(19) + ipv4_packet() + b"xx", "2 bytes after the inner IPv4 packet"),
+    (bytes(19) + ipv4_packet()[:-1], "does not fit"),
 ])
 def test_unpack_rejects_malformed(data, why):
     with pytest.raises(MalformedMessage, match=why):
@@ -144,6 +173,8 @@ def test_pack_rejects_out_of_range_values():
     nat = APP_LAYOUTS["nat"]
     with pytest.raises(ProtocolError, match="seq 65536"):
         nat.pack(0, 65536, 0, 0)
+    with pytest.raises(ProtocolError, match="ts 4294967296"):
+        nat.pack(0, 0, 0, 0, ts=1 << 32)
     with pytest.raises(ProtocolError, match="key"):
         nat.pack(0, 0, 1 << 48, 0)
     with pytest.raises(ProtocolError, match="key_port=70000"):
@@ -153,6 +184,8 @@ def test_pack_rejects_out_of_range_values():
 def test_layout_declaration_is_validated():
     with pytest.raises(ProtocolError, match="duplicate"):
         Layout("bad", (("seq", 8),), ())
+    with pytest.raises(ProtocolError, match="duplicate"):
+        Layout("bad", (("ts", 8),), ())
     with pytest.raises(ProtocolError, match="whole bytes"):
         Layout("bad", (("key_x", 4),), ())
     with pytest.raises(ProtocolError, match="unknown app 'dns'"):
@@ -165,6 +198,7 @@ def test_p4_header_renders_fields_in_wire_order():
         "header redplane_nat_t {\n"
         "    bit<8> type;\n"
         "    bit<16> seq;\n"
+        "    bit<32> ts;\n"
         "    bit<32> key_addr;\n"
         "    bit<16> key_port;\n"
         "    bit<32> value_addr;\n"
@@ -184,6 +218,8 @@ def test_cli_prints_layouts_file():
     assert result.stdout == protocol.p4_layouts_file()
     for app in APP_LAYOUTS:
         assert f"header redplane_{app}_t {{" in result.stdout
+    assert "const bit<16> REDPLANE_SEQ_FENCE = 4096;" in result.stdout
+    assert "const bit<16> REDPLANE_NAT_HEADER_BYTES = 19;" in result.stdout
 
 
 # --- scapy layers ----------------------------------------------------------------------------------
@@ -193,16 +229,17 @@ def test_scapy_layers_decode_request_and_inner_packet():
 
     from testbed.redplane.scapy_layers import LAYERS
     inner = IP(src="10.0.0.1", dst="10.0.0.9") / TCP(sport=1234, dport=80)
-    header = LAYERS["nat"](type=1, seq=7, key_addr="10.0.0.1", key_port=1234,
+    header = LAYERS["nat"](type=1, seq=7, ts=0x01020304, key_addr="10.0.0.1", key_port=1234,
                            value_addr="5.5.5.5", value_port=4444)
     frame = Ether() / IP(src="10.1.0.1", dst="10.2.0.5") / UDP(sport=4000, dport=8003) / header / inner
     decoded = Ether(bytes(frame))
     nat = APP_LAYOUTS["nat"]
     expected = nat.pack(1, 7, nat.key_of(key_addr=0x0A000001, key_port=1234),
-                        nat.value_of(value_addr=0x05050505, value_port=4444), bytes(inner))
+                        nat.value_of(value_addr=0x05050505, value_port=4444), bytes(inner),
+                        ts=0x01020304)
     assert bytes(decoded[UDP].payload) == expected
     assert decoded[UDP].len == 8 + len(expected)
-    assert decoded[LAYERS["nat"]].key_port == 1234
+    assert decoded[LAYERS["nat"]].key_port == 1234 and decoded[LAYERS["nat"]].ts == 0x01020304
     assert decoded[LAYERS["nat"]].value_addr == "5.5.5.5"
     assert decoded[TCP].dport == 80
 

@@ -25,7 +25,8 @@ import pytest
 
 from testbed.redplane import protocol
 from testbed.redplane.protocol import (APP_LAYOUTS, LEASE_NEW, LEASE_RENEW, MIGRATE_ACK, NEW_ACK,
-                                       RENEW_ACK, seq_next, seq_not_older)
+                                       RENEW_ACK, SEQ_FENCE, seq_newer, seq_next, seq_not_older,
+                                       ts_age, ts_of)
 from testbed.store.chain import Endpoint
 from testbed.store.control import ControlError, async_send_command, send_command
 from testbed.store.server import StoreConfig, StoreServer
@@ -33,6 +34,7 @@ from testbed.store.stats import COUNTER_NAMES
 
 HOST = "127.0.0.1"
 LAYOUT = APP_LAYOUTS["nat"]
+F = SEQ_FENCE
 LEASE_MS = 300
 LEASE_STORE = LEASE_MS / 1000
 LEASE_SWITCH = 0.2      # L_switch <= L minus the largest ack delay (proxy delay is <= 15 ms)
@@ -196,20 +198,25 @@ class LossyProxy:
 # --- emulated switches ----------------------------------------------------------------------------
 @dataclass
 class Journal:
-    """What the switches observed, for the invariants checked at the end."""
+    """What the switches observed, for the invariants checked at the end. `sent` maps each
+    written value (random, so unique) to the time of its first and last send."""
 
     leases: list[tuple[str, int, float, float]] = field(default_factory=list)
     acked: list[tuple[str, int, int, int]] = field(default_factory=list)
+    sent: dict[int, tuple[float, float]] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     migrations: int = 0
+
+    def record_send(self, value: int, now: float) -> None:
+        self.sent[value] = (self.sent.get(value, (now, now))[0], now)
 
 
 @dataclass
 class Flow:
-    """A switch's per-flow state (the registers of docs/protocol.md section 5)."""
+    """A switch's per-flow state (the registers of docs/protocol.md section 5); `seq` 0 means
+    no state."""
 
     expiry: float = 0.0
-    pending_since: float | None = None
     seq: int = 0
     value: int = 0
     outstanding: tuple[int, int] | None = None
@@ -220,13 +227,12 @@ class Flow:
 
 class SwitchSim(asyncio.DatagramProtocol):
     """A RedPlane switch reduced to its lease and write logic, writing random values to a few
-    flows. Lease expiry is conservative (from the first request's send time, or from the
-    echoed renewal time). Every write ack is checked against the tail's state on arrival."""
+    flows. Its lease runs L_switch from the echoed send time of the request an ack answers;
+    a lease ack installs state only if it is newer than ours. Every write ack is checked
+    against the tail's state on arrival."""
 
-    def __init__(self, name: str, journal: Journal, chain: Chain, rng: random.Random,
-                 first_seq: int) -> None:
+    def __init__(self, name: str, journal: Journal, chain: Chain, rng: random.Random) -> None:
         self.name, self.journal, self.chain, self.rng = name, journal, chain, rng
-        self.first_seq = first_seq
         self.inner = inner_packet(name.encode())
         self.flows: dict[int, Flow] = {}
         self.transport = None
@@ -250,7 +256,13 @@ class SwitchSim(asyncio.DatagramProtocol):
         return self.flows.setdefault(key, Flow())
 
     def send(self, type_: int, seq: int, key: int, value: int, inner: bytes = b"") -> None:
-        self.transport.sendto(LAYOUT.pack(type_, seq, key, value, inner), self.proxy_addr)
+        ts = ts_of(int(self.now() * 1e6))
+        self.transport.sendto(LAYOUT.pack(type_, seq, key, value, inner, ts=ts), self.proxy_addr)
+
+    def sent_time(self, msg) -> float | None:
+        """When the request an ack answers was sent, if less than L_switch ago."""
+        age = ts_age(ts_of(int(self.now() * 1e6)), msg.ts) / 1e6
+        return self.now() - age if age < LEASE_SWITCH else None
 
     # acks
     def datagram_received(self, data: bytes, addr) -> None:
@@ -266,30 +278,29 @@ class SwitchSim(asyncio.DatagramProtocol):
         self.flow(key).expiry = end
         self.journal.leases.append((self.name, key, start, end))
 
+    def _extend(self, key: int, sent: float) -> None:
+        flow, now = self.flow(key), self.now()
+        if sent + LEASE_SWITCH > max(flow.expiry, now):
+            self._hold(key, now, sent + LEASE_SWITCH)
+
     def _on_grant(self, msg) -> None:
-        flow, now = self.flow(msg.key), self.now()
-        if flow.pending_since is None or flow.expiry > now:
-            return  # not asked for, or the lease is valid: state is not overwritten
+        flow, sent = self.flow(msg.key), self.sent_time(msg)
         if msg.inner != self.inner:
             self.journal.violations.append(f"{self.name}: grant returned another packet")
-        expiry = flow.pending_since + LEASE_SWITCH
-        if expiry <= now:
-            return
-        flow.pending_since = None
-        self._hold(msg.key, now, expiry)
-        if msg.type == MIGRATE_ACK:
-            flow.seq, flow.value = msg.seq, msg.value
-            self.journal.migrations += 1
-        else:
-            flow.seq, flow.value = self.first_seq, 0
+        if sent is None:
+            return  # stale
+        self._extend(msg.key, sent)
+        if flow.seq == 0 or seq_newer(msg.seq, flow.seq):
+            flow.seq, flow.value = msg.seq, msg.value if msg.type == MIGRATE_ACK else 0
+            flow.outstanding = None  # fenced off: the agent drops it
+            self.journal.migrations += msg.type == MIGRATE_ACK
         flow.granted.set()
 
     def _on_renewal(self, msg) -> None:
-        flow, now = self.flow(msg.key), self.now()
-        expiry = msg.value / 1000.0 + LEASE_SWITCH
-        if expiry > max(flow.expiry, now):
-            self._hold(msg.key, now, expiry)
-        flow.renewed.set()
+        sent = self.sent_time(msg)
+        if sent is not None and self.flow(msg.key).seq:
+            self._extend(msg.key, sent)
+        self.flow(msg.key).renewed.set()
 
     def _on_write_ack(self, msg) -> None:
         flow = self.flow(msg.key)
@@ -322,20 +333,22 @@ class SwitchSim(asyncio.DatagramProtocol):
                     break
 
     async def write(self, key: int, stop_at: float) -> bool:
-        """One acknowledged write; False if the lease could not be held."""
+        """One acknowledged write; False if the lease could not be held or a newer grant
+        fenced the write off."""
         if not await self.ensure_lease(key, stop_at):
             return False
         flow = self.flow(key)
         flow.seq = seq_next(flow.seq)
-        flow.outstanding = (flow.seq, self.rng.getrandbits(48))
+        mine = flow.outstanding = (flow.seq, self.rng.getrandbits(48))
         flow.acked.clear()
-        while flow.outstanding is not None:
+        while flow.outstanding == mine:
             if flow.expiry <= self.now():
                 flow.outstanding = None  # lease lost: the write is abandoned
                 return False
-            self.send(LEASE_RENEW, flow.seq, key, flow.outstanding[1], self.inner)
+            self.journal.record_send(mine[1], self.now())
+            self.send(LEASE_RENEW, mine[0], key, mine[1], self.inner)
             await wait_event(flow.acked, RTO)
-        return True
+        return flow.value == mine[1]
 
     async def ensure_lease(self, key: int, stop_at: float) -> bool:
         """Hold a lease with at least half the period left: renew, or ask for a new one."""
@@ -355,9 +368,6 @@ class SwitchSim(asyncio.DatagramProtocol):
         self.send(LEASE_RENEW, 0, key, int(self.now() * 1000))
 
     def _ask_lease(self, key: int) -> None:
-        flow, now = self.flow(key), self.now()
-        if flow.pending_since is None or now - flow.pending_since > LEASE_SWITCH:
-            flow.pending_since = now
         self.send(LEASE_NEW, 0, key, 0, self.inner)
 
 
@@ -367,10 +377,10 @@ async def switches_through_proxies(chain: Chain, journal: Journal, seed: int):
     rng = random.Random(seed)
     proxies, sims = [], []
     try:
-        for name, first_seq in (("s1", 65530), ("s2", 0)):
+        for name in ("s1", "s2"):
             proxy = await LossyProxy(random.Random(rng.random()), chain.head.udp_address).start()
             proxies.append(proxy)
-            sim = SwitchSim(name, journal, chain, random.Random(rng.random()), first_seq)
+            sim = SwitchSim(name, journal, chain, random.Random(rng.random()))
             sims.append(await sim.start(proxy.address))
         yield sims, proxies
     finally:
@@ -391,13 +401,20 @@ def assert_one_lease_holder(journal: Journal) -> None:
 
 
 def assert_no_acked_write_lost(journal: Journal, replica: StoreServer) -> None:
-    """Every acknowledged write is at `replica`: its committed seq is not older."""
+    """Per key, `replica` holds the last acknowledged write's value, or the value of a write
+    sent after that one was first sent. (Seqs cannot tell: every grant moves them on by F, so
+    after a few grants an old seq looks newer in serial arithmetic.)"""
+    last: dict[int, tuple[str, int, int]] = {}
     for switch, key, seq, value in journal.acked:
+        last[key] = (switch, seq, value)
+    for key, (switch, seq, value) in last.items():
         state = replica.state.get(key)
-        assert state is not None and seq_not_older(state.committed, seq), (
+        assert state is not None and state.written, f"key {key}: acked write lost ({state})"
+        if state.value == value:
+            continue
+        later = journal.sent.get(state.value)
+        assert later is not None and later[1] > journal.sent[value][0], (
             f"{switch}'s acked write key {key} seq {seq} lost: replica has {state}")
-        if state.committed == seq:
-            assert state.value == value, f"key {key} seq {seq}: value differs"
 
 
 def same_committed_state(replicas: list[StoreServer]) -> bool:
@@ -484,8 +501,8 @@ class UdpClient(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         self.acks.put_nowait((LAYOUT.unpack(data), addr, asyncio.get_running_loop().time()))
 
-    def send(self, target, type_, seq, key, value, inner=b"") -> None:
-        self.transport.sendto(LAYOUT.pack(type_, seq, key, value, inner), tuple(target))
+    def send(self, target, type_, seq, key, value, inner=b"", ts=0) -> None:
+        self.transport.sendto(LAYOUT.pack(type_, seq, key, value, inner, ts=ts), tuple(target))
 
     async def next_ack(self, timeout: float = 2.0):
         return await asyncio.wait_for(self.acks.get(), timeout)
@@ -507,19 +524,21 @@ async def contested_lease() -> None:
     key = LAYOUT.key_of(key_addr=0x0A000063, key_port=99)
     async with running_chain(3) as chain, clients(2) as (s1, s2):
         head, loop = chain.head.udp_address, asyncio.get_running_loop()
-        s1.send(head, LEASE_NEW, 0, key, 0, inner_packet(b"a"))
+        s1.send(head, LEASE_NEW, 0, key, 0, inner_packet(b"a"), ts=11)
         (ack, source, _) = await s1.next_ack()
-        assert ack.type == NEW_ACK and ack.inner == inner_packet(b"a")
+        assert (ack.type, ack.seq, ack.ts, ack.inner) == (NEW_ACK, F, 11, inner_packet(b"a"))
         assert tuple(source) == tuple(chain.tail.udp_address)  # acks come from the tail
         sent_write = loop.time()
-        s1.send(head, LEASE_RENEW, 1, key, 777, inner_packet(b"out"))
+        s1.send(head, LEASE_RENEW, F + 1, key, 777, inner_packet(b"out"), ts=12)
         (ack, _, _) = await s1.next_ack()
-        assert (ack.type, ack.seq, ack.value, ack.inner) == (RENEW_ACK, 1, 777, inner_packet(b"out"))
-        s2.send(head, LEASE_NEW, 0, key, 0, inner_packet(b"b"))
+        assert (ack.type, ack.seq, ack.value, ack.ts, ack.inner) == (
+            RENEW_ACK, F + 1, 777, 12, inner_packet(b"out"))
+        s2.send(head, LEASE_NEW, 0, key, 0, inner_packet(b"b"), ts=13)
         (ack, _, arrived) = await s2.next_ack(timeout=LEASE_STORE + 2)
-        assert (ack.type, ack.seq, ack.value, ack.inner) == (MIGRATE_ACK, 1, 777, inner_packet(b"b"))
+        assert (ack.type, ack.seq, ack.value, ack.ts, ack.inner) == (
+            MIGRATE_ACK, 2 * F + 1, 777, 13, inner_packet(b"b"))
         assert arrived >= sent_write + LEASE_STORE  # not before S1's lease expired
-        s1.send(head, LEASE_RENEW, 2, key, 1, inner_packet(b"late"))  # S1 lost the lease
+        s1.send(head, LEASE_RENEW, F + 2, key, 1, inner_packet(b"late"))  # S1 lost the lease
         s1.send(head, LEASE_RENEW, 0, key, 5)
         await wait_until(lambda: chain.head.counters["refusals"] == 2, 2, "refusals")
         assert chain.head.counters["queued_grants"] == 1
@@ -570,23 +589,53 @@ async def middle_failure_sync() -> None:
         client.send(head.udp_address, LEASE_NEW, 0, key, 0)
         assert (await client.next_ack())[0].type == NEW_ACK
         middle._link.send = lambda update: None  # B keeps what it gets, then dies with it
-        for seq in (1, 2, 3):
+        for seq in (F + 1, F + 2, F + 3):
             client.send(head.udp_address, LEASE_RENEW, seq, key, seq * 100)
-        await wait_until(lambda: head.state.get(key).committed == 3, 2, "head commits")
-        await wait_until(lambda: middle.state.get(key).committed == 3, 2, "middle applies")
-        assert tail.state.get(key).committed == 0 and client.acks.empty()
+        await wait_until(lambda: head.state.get(key).committed == F + 3, 2, "head commits")
+        await wait_until(lambda: middle.state.get(key).committed == F + 3, 2, "middle applies")
+        assert tail.state.get(key).committed == F and client.acks.empty()
         await chain.crash(middle)
         assert (await head.set_next(f"{HOST}:{tail.repl_address[1]}"))["synced"] is True
         state = tail.state.get(key)  # synced without any new request for the key
-        assert (state.committed, state.value, state.owner) == (3, 300, head.state.get(key).owner)
-        client.send(head.udp_address, LEASE_RENEW, 3, key, 300)  # the switch retransmits
+        assert (state.committed, state.value, state.owner) == (
+            F + 3, (F + 3) * 100, head.state.get(key).owner)
+        client.send(head.udp_address, LEASE_RENEW, F + 3, key, (F + 3) * 100)  # retransmitted
         (ack, _, _) = await client.next_ack()
-        assert (ack.type, ack.seq, ack.value) == (RENEW_ACK, 3, 300)
+        assert (ack.type, ack.seq, ack.value) == (RENEW_ACK, F + 3, (F + 3) * 100)
         assert head.counters["duplicates"] == 1 and tail.counters["sync_received_keys"] >= 1
 
 
 def test_middle_failure_sync_brings_unforwarded_writes_to_the_tail():
     asyncio.run(middle_failure_sync())
+
+
+async def fences_and_exact_acks() -> None:
+    key = LAYOUT.key_of(key_addr=0x0A000009, key_port=9)
+    async with running_chain(3) as chain, clients(2) as (s1, s2):
+        head = chain.head.udp_address
+        s1.send(head, LEASE_NEW, 0, key, 0)
+        assert (await s1.next_ack())[0].seq == F
+        for seq in (F + 1, F + 2):
+            s1.send(head, LEASE_RENEW, seq, key, seq, inner_packet(b"w%d" % seq))
+            assert (await s1.next_ack())[0].seq == seq
+        # FIX 3: a duplicate of an older write is not acked, one of the latest is
+        s1.send(head, LEASE_RENEW, F + 1, key, F + 1, inner_packet(b"old"))
+        s1.send(head, LEASE_RENEW, F + 2, key, F + 2, inner_packet(b"dup"))
+        (ack, _, _) = await s1.next_ack()
+        assert (ack.seq, ack.inner) == (F + 2, inner_packet(b"dup")) and s1.acks.empty()
+        assert chain.tail.counters["acks_withheld"] == 1
+        # FIX 2: the next grant moves the committed seq on by F at every replica
+        s2.send(head, LEASE_NEW, 0, key, 0)
+        (ack, _, _) = await s2.next_ack(timeout=LEASE_STORE + 2)
+        assert (ack.type, ack.seq, ack.value) == (MIGRATE_ACK, 2 * F + 2, F + 2)
+        await wait_until(lambda: all(r.state.get(key).committed == 2 * F + 2 for r in chain.alive),
+                         2, "the fence at every replica")
+        assert all(r.state.get(key).value == F + 2 for r in chain.alive)
+        assert [r.counters["fences"] for r in chain.alive] == [0, 2, 2]
+
+
+def test_grants_fence_at_every_replica_and_the_tail_acks_only_the_latest_write():
+    asyncio.run(fences_and_exact_acks())
 
 
 async def fencing_and_control() -> None:
@@ -712,16 +761,17 @@ def test_store_processes_survive_middle_failure(store_processes, tmp_path):
         sock.settimeout(5)
         ack, source = udp_request(sock, head.udp, LEASE_NEW, 0, key, 0)
         assert ack.type == NEW_ACK and source == tail.udp
-        for seq in (1, 2, 3):
+        assert ack.seq == F
+        for seq in (F + 1, F + 2, F + 3):
             ack, source = udp_request(sock, head.udp, LEASE_RENEW, seq, key, seq * 10)
             assert (ack.type, ack.seq, ack.value, source) == (RENEW_ACK, seq, seq * 10, tail.udp)
         sock.sendto(b"garbage", head.udp)
         middle.proc.kill()  # crash: no clean exit
         middle.proc.wait(10)
         assert head.command(f"set_next {HOST}:{tail.repl_port}")["synced"] is True
-        ack, source = udp_request(sock, head.udp, LEASE_RENEW, 4, key, 40)
-        assert (ack.seq, ack.value, source) == (4, 40, tail.udp)
-    assert tail.command(f"get {key}")["state"]["committed"] == 4
+        ack, source = udp_request(sock, head.udp, LEASE_RENEW, F + 4, key, 40)
+        assert (ack.seq, ack.value, source) == (F + 4, 40, tail.udp)
+    assert tail.command(f"get {key}")["state"]["committed"] == F + 4
     head.proc.send_signal(signal.SIGUSR1)
     poll_until(head.stats_file.exists, 10, "stats file after SIGUSR1")
     stats = json.loads(head.stats_file.read_text())

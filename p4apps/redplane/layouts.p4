@@ -14,14 +14,16 @@ const bit<16> REDPLANE_SWITCH_PORT = 4000;
 const bit<16> REDPLANE_STORE_BASE_PORT = 8000;
 const bit<16> REDPLANE_MAX_SHARDS = 64;
 const bit<16> REDPLANE_SEQ_READ = 0;
-const bit<16> REDPLANE_NAT_HEADER_BYTES = 15;
-const bit<16> REDPLANE_FIREWALL_HEADER_BYTES = 15;
-const bit<16> REDPLANE_LB_HEADER_BYTES = 15;
-const bit<16> REDPLANE_SKETCH_HEADER_BYTES = 16;
+const bit<16> REDPLANE_SEQ_FENCE = 4096;
+const bit<16> REDPLANE_NAT_HEADER_BYTES = 19;
+const bit<16> REDPLANE_FIREWALL_HEADER_BYTES = 19;
+const bit<16> REDPLANE_LB_HEADER_BYTES = 19;
+const bit<16> REDPLANE_SKETCH_HEADER_BYTES = 20;
 
 header redplane_nat_t {
     bit<8> type;
     bit<16> seq;
+    bit<32> ts;
     bit<32> key_addr;
     bit<16> key_port;
     bit<32> value_addr;
@@ -31,6 +33,7 @@ header redplane_nat_t {
 header redplane_firewall_t {
     bit<8> type;
     bit<16> seq;
+    bit<32> ts;
     bit<32> key_addr;
     bit<16> key_port;
     bit<32> value_addr;
@@ -40,6 +43,7 @@ header redplane_firewall_t {
 header redplane_lb_t {
     bit<8> type;
     bit<16> seq;
+    bit<32> ts;
     bit<32> key_addr;
     bit<16> key_port;
     bit<32> value_addr;
@@ -49,6 +53,7 @@ header redplane_lb_t {
 header redplane_sketch_t {
     bit<8> type;
     bit<16> seq;
+    bit<32> ts;
     bit<8> key_column;
     bit<32> value_row0;
     bit<32> value_row1;

@@ -25,10 +25,12 @@
  *
  * Per-flow state lives in registers indexed by a hash of the key; the key is stored to detect
  * collisions. Acks are applied by the data plane directly, no control-plane round trip.
- * Times are microseconds of ingress_global_timestamp (this switch's clock).
+ * Times are microseconds: ingress_global_timestamp plus clock_base, which the control plane
+ * sets per incarnation so that the clock never runs backwards across restarts. Requests carry
+ * the clock's low 32 bits in `ts`; acks echo it (docs/protocol.md section 5).
  *
  * Control plane (testbed/redplane/config.py generates it):
- *   rp_config      default action rp_set_config(my_ip, lease_us, rto_us, n_shards)
+ *   rp_config      default action rp_set_config(my_ip, lease_us, rto_us, n_shards, clock_base)
  *   rp_shards      shard -> rp_set_store(store head ip)
  *   rp_port_dmac   egress port -> rp_set_dmac(next-hop mac)   (for renewal clones)
  *   mirroring sessions: RP_CPU_SESSION -> CPU_PORT; RP_RENEW_SESSION + s -> port towards shard s
@@ -68,23 +70,38 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
     register<bit<48>>(RP_SLOTS) rp_values;
     register<bit<16>>(RP_SLOTS) rp_seqs;
     register<bit<16>>(RP_SLOTS) rp_acked;
+    register<bit<1>>(RP_SLOTS) rp_written;
     register<bit<48>>(RP_SLOTS) rp_expiry;
-    register<bit<48>>(RP_SLOTS) rp_pending;
     register<bit<48>>(RP_SLOTS) rp_renewed;
+    register<bit<48>>(1) rp_boot;
     counter<bit<8>>(16, CounterType.packets) rp_stats;
 
     AppKey() app_key;
     AppProcess() app_process;
 
-    action rp_set_config(bit<32> my_ip, bit<48> lease_us, bit<48> rto_us, bit<16> n_shards) {
+    action rp_set_config(bit<32> my_ip, bit<48> lease_us, bit<48> rto_us, bit<16> n_shards,
+                         bit<48> clock_base) {
         meta.rp.my_ip = my_ip;
         meta.rp.lease_us = lease_us;
         meta.rp.rto_us = rto_us;
         meta.rp.n_shards = n_shards;
+        meta.rp.clock_base = clock_base;
     }
     table rp_config {
         actions = { rp_set_config; }
-        default_action = rp_set_config(0, 1000000, 50000, 1);
+        default_action = rp_set_config(0, 1000000, 50000, 1, 0);
+    }
+
+    /* The clock, and the boot time: the clock at the first packet once configured. Every
+     * request of this incarnation is sent at or after it; an ack echoing an older time answers
+     * a previous incarnation. */
+    action read_clock() {
+        meta.rp.now = sm.ingress_global_timestamp + meta.rp.clock_base;
+        rp_boot.read(meta.rp.boot, 0);
+        if (meta.rp.boot == 0 && meta.rp.my_ip != 0) {
+            meta.rp.boot = meta.rp.now;
+            rp_boot.write(0, meta.rp.now);
+        }
     }
 
     action rp_set_store(bit<32> ip) { meta.rp.store_ip = ip; }
@@ -106,8 +123,8 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
         rp_values.read(meta.rp.value, meta.rp.idx);
         rp_seqs.read(meta.rp.seq, meta.rp.idx);
         rp_acked.read(meta.rp.acked, meta.rp.idx);
+        rp_written.read(meta.rp.written, meta.rp.idx);
         rp_expiry.read(meta.rp.expiry, meta.rp.idx);
-        rp_pending.read(meta.rp.pending, meta.rp.idx);
         rp_renewed.read(meta.rp.renewed, meta.rp.idx);
     }
 
@@ -116,15 +133,15 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
         rp_values.write(meta.rp.idx, 0);
         rp_seqs.write(meta.rp.idx, 0);
         rp_acked.write(meta.rp.idx, 0);
+        rp_written.write(meta.rp.idx, 0);
         rp_expiry.write(meta.rp.idx, 0);
-        rp_pending.write(meta.rp.idx, 0);
         rp_renewed.write(meta.rp.idx, 0);
         meta.rp.slot_key = meta.rp.key;
         meta.rp.value = 0;
         meta.rp.seq = 0;
         meta.rp.acked = 0;
+        meta.rp.written = 0;
         meta.rp.expiry = 0;
-        meta.rp.pending = 0;
         meta.rp.renewed = 0;
     }
 
@@ -152,6 +169,7 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
         hdr.rp.setValid();
         hdr.rp.type = type;
         hdr.rp.seq = seq;
+        hdr.rp.ts = meta.rp.now[31:0];
         hdr.rp.key_addr = meta.rp.key[47:16];
         hdr.rp.key_port = meta.rp.key[15:0];
         hdr.rp.value_addr = value[47:16];
@@ -178,39 +196,62 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
     }
 
     /* -- acks from the store -------------------------------------------------------------- */
-    action install_grant() {
-        meta.rp.expiry = meta.rp.pending + meta.rp.lease_us;
-        rp_expiry.write(meta.rp.idx, meta.rp.expiry);
-        rp_pending.write(meta.rp.idx, 0);
-        rp_keys.write(meta.rp.idx, meta.rp.key);
+    /* The send time of the request an ack answers, rebuilt from the echoed 32-bit ts (its
+     * age, in wrap-around arithmetic), and whether it is fresh: sent by this incarnation (not
+     * before boot) less than L_switch ago. */
+    action ack_sent_time() {
+        bit<32> age = meta.rp.now[31:0] - hdr.rp.ts;
+        meta.rp.sent = meta.rp.now - (bit<48>)age;
+        meta.rp.fresh = (bit<48>)age < meta.rp.lease_us && (bit<48>)age <= meta.rp.now
+                        && meta.rp.sent >= meta.rp.boot ? 1w1 : 1w0;
+    }
+
+    /* The store's lease runs at least L from the request's arrival: ours ends L_switch after
+     * its send time. */
+    action extend_lease() {
+        bit<48> until = meta.rp.sent + meta.rp.lease_us;
+        if (until > meta.rp.expiry) {
+            meta.rp.expiry = until;
+            rp_expiry.write(meta.rp.idx, until);
+        }
+    }
+
+    action install_state() {
         meta.rp.value = hdr.rp.value_addr ++ hdr.rp.value_port;
         meta.rp.seq = hdr.rp.seq;
         meta.rp.acked = hdr.rp.seq;
+        meta.rp.written = hdr.rp.type == REDPLANE_MIGRATE_ACK ? 1w1 : 1w0;
         rp_values.write(meta.rp.idx, meta.rp.value);
         rp_seqs.write(meta.rp.idx, meta.rp.seq);
         rp_acked.write(meta.rp.idx, meta.rp.seq);
+        rp_written.write(meta.rp.idx, meta.rp.written);
         rp_stats.count(RP_STAT_GRANT);
     }
 
-    /* A grant (NEW or MIGRATE): install the lease and state unless we hold the lease already,
-     * then hand the carried packet to the normal path. */
+    /* A grant (NEW or MIGRATE). Fresh: it sets the lease, and installs its state if we have
+     * none or its seq is newer than ours (a later grant: our unacknowledged writes are fenced
+     * off and their retransmissions will be dropped); otherwise only the lease. Stale: ignored.
+     * Either way the carried packet then takes the normal path (without a lease it asks again). */
     action on_grant() {
-        if (meta.rp.slot_key == meta.rp.key && meta.rp.expiry > meta.rp.now) {
-            return;
-        }
-        if (meta.rp.pending == 0 || (meta.rp.slot_key != meta.rp.key && meta.rp.slot_key != 0)) {
+        ack_sent_time();
+        if (meta.rp.slot_key != meta.rp.key || meta.rp.fresh == 0) {
             rp_stats.count(RP_STAT_STALE_ACK);
-            consume();
             return;
         }
-        install_grant();
+        extend_lease();
+        if (meta.rp.seq == 0 || rp_seq_newer(hdr.rp.seq, meta.rp.seq)) {
+            install_state();
+        } else {
+            rp_stats.count(RP_STAT_LEASE_ONLY);
+        }
     }
 
     action on_renewal_ack() {
-        bit<48> echoed = hdr.rp.value_addr ++ hdr.rp.value_port;
-        bit<48> until = echoed + meta.rp.lease_us;
-        if (meta.rp.slot_key == meta.rp.key && until > meta.rp.expiry) {
-            rp_expiry.write(meta.rp.idx, until);
+        ack_sent_time();
+        if (meta.rp.slot_key == meta.rp.key && meta.rp.seq != 0 && meta.rp.fresh == 1) {
+            extend_lease();
+        } else {
+            rp_stats.count(RP_STAT_STALE_ACK);
         }
         consume();
     }
@@ -235,10 +276,8 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
         slot_read();
         if (hdr.rp.type == REDPLANE_NEW_ACK || hdr.rp.type == REDPLANE_MIGRATE_ACK) {
             on_grant();
-            if (meta.rp.drop == 0) {
-                decapsulate();
-                meta.rp.active = 1;
-            }
+            decapsulate();
+            meta.rp.active = 1;
         } else if (hdr.rp.type == REDPLANE_RENEW_ACK && hdr.rp.seq == 0) {
             on_renewal_ack();
         } else if (hdr.rp.type == REDPLANE_RENEW_ACK) {
@@ -268,9 +307,6 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
         if (meta.rp.slot_key != meta.rp.key) {
             slot_claim();
         }
-        if (meta.rp.pending == 0 || meta.rp.now - meta.rp.pending > meta.rp.lease_us) {
-            rp_pending.write(meta.rp.idx, meta.rp.now);
-        }
         encapsulate(REDPLANE_LEASE_NEW, 0, 0);
         rp_stats.count(RP_STAT_LEASE_NEW);
     }
@@ -281,6 +317,7 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
             meta.rp.value = meta.rp.new_value;
             rp_seqs.write(meta.rp.idx, meta.rp.seq);
             rp_values.write(meta.rp.idx, meta.rp.value);
+            rp_written.write(meta.rp.idx, 1);
             meta.rp.clone_cpu = 1;
             rp_stats.count(RP_STAT_WRITE);
         } else {
@@ -316,9 +353,15 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
         rp_stats.count(RP_STAT_LOCAL_WRITE);
     }
 
+    /* At most F-1 unacknowledged writes per flow, so that a grant's fence (F) covers them all. */
+    action window_drop() {
+        rp_stats.count(RP_STAT_WINDOW_DROP);
+        consume();
+    }
+
     apply {
         rp_config.apply();
-        meta.rp.now = sm.ingress_global_timestamp;
+        read_clock();
         if (hdr.rp.isValid()) {
             if (hdr.udp.dport == REDPLANE_SWITCH_PORT && hdr.ipv4.dst == meta.rp.my_ip) {
                 receive_ack();
@@ -378,11 +421,16 @@ control RedPlaneIngress(inout headers_t hdr, inout metadata_t meta, inout standa
             to_store();
             return;
         }
-        meta.rp.has_value = meta.rp.acked == 0 && meta.rp.seq == 0 ? 1w0 : 1w1;
+        meta.rp.has_value = meta.rp.written;
         app_process.apply(hdr, meta, sm);
         if (meta.rp.drop == 1) {
             rp_stats.count(RP_STAT_APP_DROP);
             mark_to_drop(sm);
+            return;
+        }
+        if (meta.rp.write == 1
+                && rp_seq_distance(meta.rp.acked, rp_seq_next(meta.rp.seq)) >= REDPLANE_SEQ_FENCE) {
+            window_drop();
             return;
         }
         if (meta.rp.write == 1 || meta.rp.acked != meta.rp.seq) {
@@ -432,10 +480,11 @@ control RedPlaneEgress(inout headers_t hdr, inout metadata_t meta, inout standar
         hdr.rp.setValid();
         hdr.rp.type = REDPLANE_LEASE_RENEW;
         hdr.rp.seq = 0;
+        hdr.rp.ts = meta.rp.now[31:0];
         hdr.rp.key_addr = meta.rp.key[47:16];
         hdr.rp.key_port = meta.rp.key[15:0];
-        hdr.rp.value_addr = meta.rp.now[47:16];
-        hdr.rp.value_port = meta.rp.now[15:0];
+        hdr.rp.value_addr = 0;
+        hdr.rp.value_port = 0;
         truncate(RP_BARE_FRAME_LEN);
     }
 

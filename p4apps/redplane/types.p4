@@ -11,9 +11,10 @@
 
 const bit<32> RP_CPU_SESSION = 99;
 const bit<32> RP_RENEW_SESSION = 100;      /* + shard */
-const bit<16> RP_BARE_UDP_LEN = 23;        /* 8 (udp) + 15 (redplane header) */
-const bit<16> RP_BARE_IP_LEN = 43;         /* 20 + 23 */
-const bit<32> RP_BARE_FRAME_LEN = 57;      /* 14 + 43: a header-only message */
+/* Header-only messages; every 48-bit-key, 48-bit-value layout has the NAT layout's length. */
+const bit<16> RP_BARE_UDP_LEN = 8 + REDPLANE_NAT_HEADER_BYTES;
+const bit<16> RP_BARE_IP_LEN = 20 + RP_BARE_UDP_LEN;
+const bit<32> RP_BARE_FRAME_LEN = 14 + (bit<32>)RP_BARE_IP_LEN;
 
 /* Counters in rp_stats, by index. */
 const bit<8> RP_STAT_LEASE_NEW = 0;
@@ -28,6 +29,8 @@ const bit<8> RP_STAT_COLLISION = 8;
 const bit<8> RP_STAT_STALE_ACK = 9;
 const bit<8> RP_STAT_LOCAL_WRITE = 10;
 const bit<8> RP_STAT_APP_DROP = 11;
+const bit<8> RP_STAT_WINDOW_DROP = 12;     /* a write F or more ahead of the acked seq: dropped */
+const bit<8> RP_STAT_LEASE_ONLY = 13;      /* a fresh lease ack not newer than our state */
 
 struct redplane_meta_t {
     bit<1>  active;        /* set by AppKey */
@@ -41,11 +44,15 @@ struct redplane_meta_t {
     bit<32> idx;
     bit<16> seq;
     bit<16> acked;
+    bit<1>  written;       /* the flow's value was ever written (MIGRATE_ACK, or a write) */
     bit<48> expiry;
-    bit<48> pending;
     bit<48> renewed;
     bit<48> slot_key;
-    @field_list(1) bit<48> now;
+    @field_list(1) bit<48> now;   /* this switch's clock: ingress timestamp + clock_base, us */
+    bit<48> clock_base;
+    bit<48> boot;          /* the clock at the first RedPlane packet of this incarnation */
+    bit<48> sent;          /* an ack: its request's send time, rebuilt from the echoed ts */
+    bit<1>  fresh;         /* an ack: sent by this incarnation less than L_switch ago */
     @field_list(1) bit<32> my_ip;
     @field_list(1) bit<32> store_ip;
     @field_list(1) bit<16> shard;
@@ -67,6 +74,12 @@ bit<16> rp_seq_next(in bit<16> s) {
 bool rp_seq_newer(in bit<16> a, in bit<16> b) {
     bit<16> d = a - b;
     return a != 0 && (b == 0 || (d != 0 && d < 16w0x8000));
+}
+
+/* How many writes lead from a to b (0 is skipped: from 65535 to 1 is one). */
+bit<16> rp_seq_distance(in bit<16> a, in bit<16> b) {
+    bit<16> d = b - a;
+    return b < a ? d - 1 : d;
 }
 
 #endif

@@ -3,8 +3,9 @@
 It sits on the switch's CPU port and has two jobs:
 - retransmission: the data plane clones every write request to the CPU port; the agent keeps
   each copy and re-injects it once after the RTO. The data plane drops a re-injected copy whose
-  write was acknowledged meanwhile, and otherwise sends it again (and clones it again). An idle
-  switch costs no CPU.
+  seq is not newer than the flow's acknowledged seq (acknowledged meanwhile, or fenced off by a
+  newer lease grant), and otherwise sends it again (and clones it again). An idle switch costs
+  no CPU.
 - snapshot timer (bounded-inconsistency apps): v1model has no packet generator, so every
   snapshot period the agent injects one trigger per sketch column.
 

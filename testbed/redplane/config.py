@@ -15,13 +15,16 @@ from testbed.topology import LeafSpineTopo
 CPU_PORT = 510
 CPU_SESSION = 99
 RENEW_SESSION = 100
+MAX_SWITCH_LEASE_US = 1 << 31
+MAX_CLOCK_BASE_US = 1 << 47
 
 
 @dataclass(frozen=True)
 class RedPlaneSettings:
     """Protocol timing. The store's lease `lease_ms` must exceed the switch's `switch_lease_ms`
-    by more than the largest delay of an ack (network and chain), because the switch measures
-    its lease from the request's send time and the store from its arrival."""
+    by more than the largest clock drift over a lease, because the switch measures its lease
+    from the request's send time (echoed in the ack) and the store from its arrival. The
+    switch lease must stay below 2^31 us, the range of the 32-bit echoed timestamp."""
 
     lease_ms: float = 1000.0
     switch_lease_ms: float = 600.0
@@ -34,6 +37,9 @@ class RedPlaneSettings:
         if self.switch_lease_ms >= self.lease_ms:
             raise ConfigError(f"redplane.switch_lease_ms: must be below lease_ms ({self.lease_ms}), "
                               f"got {self.switch_lease_ms}")
+        if self.switch_lease_ms * 1000 >= MAX_SWITCH_LEASE_US:
+            raise ConfigError(f"redplane.switch_lease_ms: must be below {MAX_SWITCH_LEASE_US // 1000} "
+                              f"(the 32-bit timestamp's half range), got {self.switch_lease_ms}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,11 +54,19 @@ class RedPlaneSettings:
         return s
 
 
-def spine_commands(topo: LeafSpineTopo, spine: str, settings: RedPlaneSettings, heads: list[str]) -> list[str]:
-    """CLI commands configuring RedPlane on `spine`; `heads[s]` is the head replica of shard s."""
+def spine_commands(topo: LeafSpineTopo, spine: str, settings: RedPlaneSettings, heads: list[str],
+                   clock_base_us: int = 0) -> list[str]:
+    """CLI commands configuring RedPlane on `spine`; `heads[s]` is the head replica of shard s.
+    `clock_base_us` is added to the switch's timestamps: a host clock reading (us) taken just
+    before this incarnation of the switch was launched, so that its clock continues past every
+    earlier incarnation's and acks to those are recognised as stale (0 for a switch whose
+    timestamps already continue across restarts, as in the in-process fabric)."""
     settings.validate()
+    if not 0 <= clock_base_us < MAX_CLOCK_BASE_US:
+        raise ConfigError(f"clock_base_us: must be 0..2^47-1 microseconds, got {clock_base_us}")
     cmds = [f"table_set_default rp_config rp_set_config {topo.redplane_ip(spine)} "
-            f"{int(settings.switch_lease_ms * 1000)} {int(settings.rto_ms * 1000)} {len(heads)}",
+            f"{int(settings.switch_lease_ms * 1000)} {int(settings.rto_ms * 1000)} {len(heads)} "
+            f"{int(clock_base_us)}",
             f"mirroring_add {CPU_SESSION} {CPU_PORT}"]
     cmds += shard_commands(topo, spine, heads, initial=True)
     for link in topo.links_of(spine):

@@ -4,9 +4,10 @@ Everything that reads or writes RedPlane messages derives from this module: the 
 (`p4_header`, and the CLI below that renders `p4apps/redplane/layouts.p4`), the state store's
 parser, the scapy layers and the pcap analysis.
 
-A message is ``type (8) | seq (16) | key fields | value fields | inner IPv4 packet (optional)``,
-all fields big-endian. Keys and values are handled as unsigned integers: the concatenation of
-their fields, first field most significant.
+A message is ``type (8) | seq (16) | ts (32) | key fields | value fields | inner IPv4 packet
+(optional)``, all fields big-endian. `ts` is the switch's clock in microseconds, truncated to 32
+bits: requests carry their send time and every ack echoes its request's. Keys and values are
+handled as unsigned integers: the concatenation of their fields, first field most significant.
 
 CLI: ``python -m testbed.redplane.protocol p4 > p4apps/redplane/layouts.p4``
 """
@@ -46,6 +47,12 @@ SEQ_BITS = 16
 SEQ_MODULUS = 1 << SEQ_BITS
 SEQ_HALF = 1 << (SEQ_BITS - 1)
 SEQ_READ = 0  # reserved: a read / renewal, never a write's sequence number
+SEQ_FENCE = 4096  # F: a lease grant advances the committed seq by F (docs/protocol.md, 3)
+TS_BITS = 32
+TS_MODULUS = 1 << TS_BITS
+TS_HALF = 1 << (TS_BITS - 1)
+FIXED_BITS = TYPE_BITS + SEQ_BITS + TS_BITS
+_FIXED = struct.Struct("!BHI")
 
 
 class ProtocolError(TestbedError):
@@ -99,8 +106,38 @@ def seq_newer(a: int, b: int) -> bool:
 
 
 def seq_not_older(a: int, b: int) -> bool:
-    """True if `a` is `b` or newer than `b` (the tail's ack condition: a = committed, b = seq)."""
+    """True if `a` is `b` or newer than `b`."""
     return a == b or seq_newer(a, b)
+
+
+def seq_advance(seq: int, steps: int) -> int:
+    """`seq` moved `steps` numbers on (0 skipped): ``seq_advance(0, F) == F``. A lease grant
+    advances the committed seq by `SEQ_FENCE`, so every write sent before it is older."""
+    if not 0 <= seq < SEQ_MODULUS or steps < 0:
+        raise ProtocolError(f"seq_advance({seq}, {steps}): seq must be 0..65535, steps >= 0")
+    return (seq - 1 + steps) % (SEQ_MODULUS - 1) + 1
+
+
+def seq_distance(a: int, b: int) -> int:
+    """How many writes lead from `a` to `b` (0 skipped): ``seq_distance(65535, 1) == 1``."""
+    d = (b - a) % SEQ_MODULUS
+    return d - 1 if b < a else d
+
+
+# --- timestamps (docs/protocol.md sections 1 and 5) ------------------------------------------------
+def ts_of(us: int) -> int:
+    """The `ts` field of a request sent at switch time `us` (microseconds): the low 32 bits."""
+    return us % TS_MODULUS
+
+
+def ts_age(now_ts: int, ts: int) -> int:
+    """Microseconds from `ts` to `now_ts` on the 32-bit wrapping clock."""
+    return (now_ts - ts) % TS_MODULUS
+
+
+def ts_newer(a: int, b: int) -> bool:
+    """True if time `a` is after `b`: serial-number comparison on 32 bits."""
+    return 0 < (a - b) % TS_MODULUS < TS_HALF
 
 
 # --- sharding (docs/protocol.md section 4) -------------------------------------------------------
@@ -123,6 +160,7 @@ class Message(NamedTuple):
     key: int
     value: int
     inner: bytes = b""
+    ts: int = 0
 
 
 def _join(fields: Iterable[Field], values: Iterable[int]) -> int:
@@ -154,14 +192,14 @@ def _ipv4_packet_length(data: bytes) -> int:
 
 @dataclass(frozen=True)
 class Layout:
-    """One app's RedPlane header: fixed `type` and `seq`, then its key and value fields."""
+    """One app's RedPlane header: fixed `type`, `seq` and `ts`, then its key and value fields."""
 
     name: str
     key_fields: tuple[Field, ...]
     value_fields: tuple[Field, ...]
 
     def __post_init__(self) -> None:
-        names = ["type", "seq"] + [n for n, _ in self.key_fields + self.value_fields]
+        names = ["type", "seq", "ts"] + [n for n, _ in self.key_fields + self.value_fields]
         if len(set(names)) != len(names):
             raise ProtocolError(f"layout {self.name}: duplicate field names in {names}")
         if any(bits <= 0 for _, bits in self.key_fields + self.value_fields):
@@ -186,13 +224,14 @@ class Layout:
 
     @property
     def header_bytes(self) -> int:
-        """Length of the RedPlane header (type, seq, key, value) in bytes."""
-        return (TYPE_BITS + SEQ_BITS + self.key_bits + self.value_bits) // 8
+        """Length of the RedPlane header (type, seq, ts, key, value) in bytes."""
+        return (FIXED_BITS + self.key_bits + self.value_bits) // 8
 
     @property
     def fields(self) -> tuple[Field, ...]:
-        """All header fields in wire order, including `type` and `seq`."""
-        return (("type", TYPE_BITS), ("seq", SEQ_BITS)) + self.key_fields + self.value_fields
+        """All header fields in wire order, including `type`, `seq` and `ts`."""
+        fixed = (("type", TYPE_BITS), ("seq", SEQ_BITS), ("ts", TS_BITS))
+        return fixed + self.key_fields + self.value_fields
 
     def key_of(self, **parts: int) -> int:
         """The key integer from its named fields, e.g. ``key_of(key_addr=.., key_port=..)``."""
@@ -223,15 +262,17 @@ class Layout:
         if not 0 <= number < (1 << bits):
             raise ProtocolError(f"layout {self.name}: {what} {number} does not fit in {bits} bits")
 
-    def pack(self, type: int, seq: int, key: int, value: int, inner: bytes = b"") -> bytes:
+    def pack(self, type: int, seq: int, key: int, value: int, inner: bytes = b"", *,
+             ts: int = 0) -> bytes:
         """Encode a message: header followed by the optional inner IPv4 packet."""
         self._check_width("type", type, TYPE_BITS)
         self._check_width("seq", seq, SEQ_BITS)
+        self._check_width("ts", ts, TS_BITS)
         self._check_width("key", key, self.key_bits)
         self._check_width("value", value, self.value_bits)
         body = (key << self.value_bits) | value
-        body_len = self.header_bytes - 3
-        return struct.pack("!BH", type, seq) + body.to_bytes(body_len, "big") + bytes(inner)
+        body_len = self.header_bytes - _FIXED.size
+        return _FIXED.pack(type, seq, ts) + body.to_bytes(body_len, "big") + bytes(inner)
 
     def unpack(self, data: bytes) -> Message:
         """Decode a message; raises `MalformedMessage` if it is short or its tail is not exactly
@@ -239,14 +280,14 @@ class Layout:
         if len(data) < self.header_bytes:
             raise MalformedMessage(
                 f"layout {self.name}: {len(data)} bytes, header needs {self.header_bytes}")
-        type_, seq = struct.unpack_from("!BH", data)
-        body = int.from_bytes(data[3:self.header_bytes], "big")
+        type_, seq, ts = _FIXED.unpack_from(data)
+        body = int.from_bytes(data[_FIXED.size:self.header_bytes], "big")
         inner = bytes(data[self.header_bytes:])
         extra = len(inner) - _ipv4_packet_length(inner) if inner else 0
         if extra:
             raise MalformedMessage(f"layout {self.name}: {extra} bytes after the inner IPv4 packet")
         value_mask = (1 << self.value_bits) - 1
-        return Message(type_, seq, body >> self.value_bits, body & value_mask, inner)
+        return Message(type_, seq, body >> self.value_bits, body & value_mask, inner, ts)
 
 
 def _endpoint_layout(name: str) -> Layout:
@@ -295,7 +336,8 @@ def _p4_constants() -> list[str]:
     consts += [("bit<16>", "REDPLANE_SWITCH_PORT", SWITCH_PORT),
                ("bit<16>", "REDPLANE_STORE_BASE_PORT", STORE_BASE_PORT),
                ("bit<16>", "REDPLANE_MAX_SHARDS", MAX_SHARDS),
-               ("bit<16>", "REDPLANE_SEQ_READ", SEQ_READ)]
+               ("bit<16>", "REDPLANE_SEQ_READ", SEQ_READ),
+               ("bit<16>", "REDPLANE_SEQ_FENCE", SEQ_FENCE)]
     return [f"const {typ} {name} = {value};" for typ, name, value in consts]
 
 

@@ -60,7 +60,8 @@ class StoreStub:
             return []
         src, _, _, _, payload = parsed
         msg = self.layout.unpack(payload)
-        req = Request(msg.type, msg.seq, msg.key, msg.value, str(ipaddress.IPv4Address(src)), msg.inner)
+        req = Request(msg.type, msg.seq, msg.key, msg.value, str(ipaddress.IPv4Address(src)), msg.inner,
+                      msg.ts)
         self.requests.append((self.clock(), req))
         outcome = self.state.handle(req, self.clock())
         if outcome.wake_at is not None:
@@ -83,7 +84,7 @@ class StoreStub:
             ack = self.state.ack_for(update)
             if ack is None:
                 continue
-            payload = self.layout.pack(ack.type, ack.seq, ack.key, ack.value, ack.inner)
+            payload = self.layout.pack(ack.type, ack.seq, ack.key, ack.value, ack.inner, ts=ack.ts)
             frames.append(udp_frame(self.mac, next_mac or bytes(6), self.ip, _ip(ack.switch),
                                     protocol.store_port(self.shard), protocol.SWITCH_PORT, payload))
         return frames

@@ -7,9 +7,10 @@ Replicas talk over TCP (port = shard's UDP port + 1000), one JSON record per lin
     {"op": "sync_done", "keys": N}                             end of the full-state sync
     {"op": "sync_ok", "keys": N}                               successor -> predecessor
 
-S = {"value", "committed", "owner", "lease_ms", "writer"}: the lease travels as the time left
-(milliseconds) so replicas need not share a clock; it only grows in transit (conservative).
-A = {"kind", "switch", "seq", "echo", "inner" (hex)}.
+S = {"value", "committed", "owner", "lease_ms", "writer", "written"}: the lease travels as the
+time left (milliseconds) so replicas need not share a clock; it only grows in transit
+(conservative). A lease grant is an update whose `committed` moved on by F (docs/protocol.md, 3).
+A = {"kind", "switch", "seq", "ts", "inner" (hex)}: `ts` is the request's, echoed in the ack.
 
 Every new connection to a successor starts with a full-state sync taken at the moment the
 connection is up, followed by live updates in order: nothing is missed and nothing is older
@@ -62,7 +63,7 @@ def state_to_wire(state: KeyState, now: float) -> dict:
     """JSON form of a key's state; the lease as milliseconds left at `now`."""
     lease_ms = max(0.0, state.expiry - now) * 1000.0 if state.owner else 0.0
     return {"value": state.value, "committed": state.committed, "owner": state.owner,
-            "lease_ms": lease_ms, "writer": state.writer}
+            "lease_ms": lease_ms, "writer": state.writer, "written": state.written}
 
 
 def state_from_wire(wire: dict, now: float) -> KeyState:
@@ -70,7 +71,8 @@ def state_from_wire(wire: dict, now: float) -> KeyState:
     try:
         return KeyState(value=_uint(wire["value"]), committed=_uint(wire["committed"]),
                         owner=_opt_str(wire["owner"]), writer=_opt_str(wire["writer"]),
-                        expiry=now + float(wire["lease_ms"]) / 1000.0)
+                        expiry=now + float(wire["lease_ms"]) / 1000.0,
+                        written=_bool(wire["written"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ReplicationError(f"bad state record {wire!r}: {exc}") from None
 
@@ -78,6 +80,12 @@ def state_from_wire(wire: dict, now: float) -> KeyState:
 def _uint(value: object) -> int:
     if not isinstance(value, int) or value < 0:
         raise ValueError(f"expected an unsigned integer, got {value!r}")
+    return value
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
     return value
 
 
@@ -90,7 +98,7 @@ def _opt_str(value: object) -> str | None:
 def _plan_to_wire(plan: AckPlan | None) -> dict | None:
     if plan is None:
         return None
-    return {"kind": plan.kind.value, "switch": plan.switch, "seq": plan.seq, "echo": plan.echo,
+    return {"kind": plan.kind.value, "switch": plan.switch, "seq": plan.seq, "ts": plan.ts,
             "inner": plan.inner.hex()}
 
 
@@ -99,7 +107,7 @@ def _plan_from_wire(wire: dict | None) -> AckPlan | None:
         return None
     try:
         return AckPlan(AckKind(wire["kind"]), str(wire["switch"]), _uint(wire["seq"]),
-                       _uint(wire["echo"]), bytes.fromhex(wire["inner"]))
+                       _uint(wire["ts"]), bytes.fromhex(wire["inner"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ReplicationError(f"bad ack record {wire!r}: {exc}") from None
 

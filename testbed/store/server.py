@@ -298,7 +298,8 @@ class StoreServer:
         if self.layout.shard_of_key(msg.key, self.config.n_shards) != self.config.shard:
             self.counters.add("misrouted")
             return None
-        return Request(msg.type, msg.seq, msg.key, msg.value, self._switch_id(addr), msg.inner)
+        return Request(msg.type, msg.seq, msg.key, msg.value, self._switch_id(addr), msg.inner,
+                       msg.ts)
 
     def _malformed(self, addr: tuple, why: object) -> None:
         self.counters.add("malformed")
@@ -342,7 +343,7 @@ class StoreServer:
         ack = self.state.ack_for(update)
         if ack is None or self._udp is None or self._udp.is_closing():
             return
-        data = self.layout.pack(ack.type, ack.seq, ack.key, ack.value, ack.inner)
+        data = self.layout.pack(ack.type, ack.seq, ack.key, ack.value, ack.inner, ts=ack.ts)
         self._udp.sendto(data, self._ack_destination(ack.switch))
         self.counters.add("acks_total")
         self.counters.acks_sent[protocol.ACK_TYPES[ack.type]] += 1

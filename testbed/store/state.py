@@ -14,21 +14,24 @@ import enum
 from dataclasses import dataclass, field, replace
 
 from testbed.redplane import protocol
-from testbed.redplane.protocol import seq_newer, seq_not_older
+from testbed.redplane.protocol import seq_advance, seq_newer
 from testbed.store import StoreError
 from testbed.store.stats import Counters
 
 
 @dataclass(frozen=True)
 class KeyState:
-    """What a replica stores per key. `committed` 0 means never written; `owner` is the switch
-    holding (or last holding) the lease; `writer` the switch that wrote the committed value."""
+    """What a replica stores per key. `committed` is the last committed seq, advanced by
+    `SEQ_FENCE` at every lease grant (0: never granted nor written); `written` says whether a
+    value was ever committed (NEW_ACK vs MIGRATE_ACK); `owner` is the switch holding (or last
+    holding) the lease; `writer` the switch that wrote the committed value."""
 
     value: int = 0
     committed: int = 0
     owner: str | None = None
     expiry: float = 0.0
     writer: str | None = None
+    written: bool = False
 
     def lease_valid(self, now: float) -> bool:
         """True while the owner's lease is unexpired."""
@@ -37,7 +40,8 @@ class KeyState:
 
 @dataclass(frozen=True)
 class Request:
-    """A decoded request; `switch` identifies the sender (its address, or address:port)."""
+    """A decoded request; `switch` identifies the sender (its address, or address:port);
+    `ts` is the switch's send time (32 bits), echoed in the ack."""
 
     type: int
     seq: int
@@ -45,25 +49,26 @@ class Request:
     value: int
     switch: str
     inner: bytes = b""
+    ts: int = 0
 
 
 class AckKind(enum.Enum):
     """What the tail answers for an update."""
 
-    GRANT = "grant"        # NEW_ACK or MIGRATE_ACK, with the inner packet
-    RENEW = "renew"        # RENEW_ACK seq 0, echoed value, header only
-    WRITE = "write"        # RENEW_ACK with the request's seq, if committed at the tail
+    GRANT = "grant"        # NEW_ACK or MIGRATE_ACK (fenced seq), with the inner packet
+    RENEW = "renew"        # RENEW_ACK seq 0, header only
+    WRITE = "write"        # RENEW_ACK with the request's seq, iff it is the tail's committed seq
     SNAPSHOT = "snapshot"  # SNAPSHOT_ACK with the request's seq, header only
 
 
 @dataclass(frozen=True)
 class AckPlan:
-    """The ack an update asks the tail to send."""
+    """The ack an update asks the tail to send; `ts` is the request's, echoed."""
 
     kind: AckKind
     switch: str
     seq: int = 0
-    echo: int = 0
+    ts: int = 0
     inner: bytes = b""
 
 
@@ -87,6 +92,7 @@ class Ack:
     key: int
     value: int
     inner: bytes = b""
+    ts: int = 0
 
 
 class Verdict(enum.Enum):
@@ -204,10 +210,15 @@ class ShardState:
         return waiter
 
     def _grant(self, req: Request, now: float) -> Update:
-        state = replace(self._state(req.key), owner=req.switch, expiry=now + self.lease_s)
+        """Lease to req.switch; the committed seq jumps by F (value unchanged), so every write
+        sent before the grant, by any switch, is older than it (docs/protocol.md, 3)."""
+        old = self._state(req.key)
+        state = replace(old, owner=req.switch, expiry=now + self.lease_s,
+                        committed=seq_advance(old.committed, protocol.SEQ_FENCE))
         self._keys[req.key] = state
         self.counters.add("grants")
-        return Update(req.key, state, AckPlan(AckKind.GRANT, req.switch, inner=req.inner))
+        plan = AckPlan(AckKind.GRANT, req.switch, seq=state.committed, ts=req.ts, inner=req.inner)
+        return Update(req.key, state, plan)
 
     def _lease_new(self, req: Request, now: float) -> tuple[Verdict, Update | None]:
         state = self._state(req.key)
@@ -223,7 +234,7 @@ class ShardState:
         endpoint finds the internal one). Its lease is left alone; it carries no ack."""
         old = self._state(req.value)
         committed = old.committed if old.value == req.key and old.committed else protocol.seq_next(old.committed)
-        state = replace(old, value=req.key, committed=committed, writer=req.switch)
+        state = replace(old, value=req.key, committed=committed, writer=req.switch, written=True)
         self._keys[req.value] = state
         self.counters.add("mirrored")
         return Update(req.value, state, None)
@@ -250,19 +261,19 @@ class ShardState:
         self._keys[req.key] = state
         self.counters.add("renewals")
         return Verdict.RENEWED, Update(req.key, state, AckPlan(AckKind.RENEW, req.switch,
-                                                               echo=req.value))
+                                                               ts=req.ts))
 
     def _write(self, req: Request, state: KeyState, now: float) -> tuple[Verdict, Update]:
         self.counters.add("writes")
         verdict = self._write_verdict(req.seq, state.committed)
         if verdict is Verdict.COMMITTED:
             state = replace(state, value=req.value, committed=req.seq, writer=req.switch,
-                            expiry=now + self.lease_s)
+                            expiry=now + self.lease_s, written=True)
             self._keys[req.key] = state
             self.counters.add("commits")
         else:
             self.counters.add("duplicates" if verdict is Verdict.DUPLICATE else "old_writes")
-        plan = AckPlan(AckKind.WRITE, req.switch, seq=req.seq, inner=req.inner)
+        plan = AckPlan(AckKind.WRITE, req.switch, seq=req.seq, ts=req.ts, inner=req.inner)
         return verdict, Update(req.key, state, plan)
 
     @staticmethod
@@ -273,11 +284,11 @@ class ShardState:
 
     def _snapshot(self, req: Request, now: float) -> tuple[Verdict, Update]:
         state = self._state(req.key)
-        plan = AckPlan(AckKind.SNAPSHOT, req.switch, seq=req.seq)
+        plan = AckPlan(AckKind.SNAPSHOT, req.switch, seq=req.seq, ts=req.ts)
         if req.switch == state.writer and not seq_newer(req.seq, state.committed):
             self.counters.add("snapshots_old")
             return Verdict.SNAPSHOT_OLD, Update(req.key, state, plan)
-        state = replace(state, value=req.value, committed=req.seq, writer=req.switch)
+        state = replace(state, value=req.value, committed=req.seq, writer=req.switch, written=True)
         self._keys[req.key] = state
         self.counters.add("snapshots_stored")
         return Verdict.SNAPSHOT_STORED, Update(req.key, state, plan)
@@ -292,53 +303,59 @@ class ShardState:
     def apply(self, update: Update) -> None:
         """Install an update received from the predecessor (FIFO from the head: it wins)."""
         old = self._state(update.key)
-        if update.state.committed != old.committed:
+        if update.ack is not None and update.ack.kind is AckKind.GRANT:
+            self.counters.add("fences")
+        elif update.state.committed != old.committed:
             self.counters.add("commits")
         self._keys[update.key] = update.state
 
     def merge(self, key: int, incoming: KeyState) -> KeyState:
         """Merge a predecessor's full-state sync entry: the newer committed seq wins (value,
-        seq and writer together); the lease (owner, expiry) is the predecessor's."""
+        seq and writer together); the lease (owner, expiry) is the predecessor's; `written`
+        is kept once set."""
         mine = self._keys.get(key)
         merged = incoming
         if mine is not None and not seq_newer(incoming.committed, mine.committed):
             merged = replace(mine, owner=incoming.owner, expiry=incoming.expiry)
+        if mine is not None and mine.written:
+            merged = replace(merged, written=True)
         self._keys[key] = merged
         return merged
 
     # --- tail ----------------------------------------------------------------------------------
     def ack_for(self, update: Update) -> Ack | None:
-        """The ack the tail sends for `update` (already applied here), or None: a write whose
-        seq is newer than the tail's committed seq is not acked."""
+        """The ack the tail sends for `update` (already applied here), or None: a write is
+        acked only if its seq is the tail's committed seq (older ones are covered by the
+        cumulative ack of the newer write, or were fenced off and never committed). The
+        state is the one the update installed (a head that is also the tail may have handled
+        later updates of the same outcome already)."""
         plan = update.ack
         if plan is None:
             return None
-        state = self._state(update.key)
-        builder = _ACK_BUILDERS[plan.kind]
-        ack = builder(plan, update.key, state)
+        ack = _ACK_BUILDERS[plan.kind](plan, update.key, update.state)
         if ack is None:
             self.counters.add("acks_withheld")
         return ack
 
 
 def _grant_ack(plan: AckPlan, key: int, state: KeyState) -> Ack:
-    if state.committed == protocol.SEQ_READ:
-        return Ack(plan.switch, protocol.NEW_ACK, 0, key, 0, plan.inner)
-    return Ack(plan.switch, protocol.MIGRATE_ACK, state.committed, key, state.value, plan.inner)
+    """NEW_ACK if the key was never written, else MIGRATE_ACK; both carry the grant's seq."""
+    type_ = protocol.MIGRATE_ACK if state.written else protocol.NEW_ACK
+    return Ack(plan.switch, type_, plan.seq, key, state.value, plan.inner, plan.ts)
 
 
 def _renew_ack(plan: AckPlan, key: int, state: KeyState) -> Ack:
-    return Ack(plan.switch, protocol.RENEW_ACK, protocol.SEQ_READ, key, plan.echo)
+    return Ack(plan.switch, protocol.RENEW_ACK, protocol.SEQ_READ, key, 0, b"", plan.ts)
 
 
 def _write_ack(plan: AckPlan, key: int, state: KeyState) -> Ack | None:
-    if not seq_not_older(state.committed, plan.seq):
+    if state.committed != plan.seq:
         return None
-    return Ack(plan.switch, protocol.RENEW_ACK, plan.seq, key, state.value, plan.inner)
+    return Ack(plan.switch, protocol.RENEW_ACK, plan.seq, key, state.value, plan.inner, plan.ts)
 
 
 def _snapshot_ack(plan: AckPlan, key: int, state: KeyState) -> Ack:
-    return Ack(plan.switch, protocol.SNAPSHOT_ACK, plan.seq, key, state.value)
+    return Ack(plan.switch, protocol.SNAPSHOT_ACK, plan.seq, key, state.value, b"", plan.ts)
 
 
 _ACK_BUILDERS = {

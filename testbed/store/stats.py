@@ -15,6 +15,7 @@ COUNTER_NAMES = (
     "misrouted",            # dropped: key does not hash to this shard
     "not_head",             # dropped: request reached a replica that is not the head
     "grants",               # leases granted (NEW_ACK / MIGRATE_ACK planned), queued ones included
+    "fences",               # lease grants applied from the predecessor (seq advanced by F)
     "queued",               # LEASE_NEW requests queued behind another switch's valid lease
     "queue_replaced",       # queued packets dropped because a newer request replaced them
     "queued_grants",        # grants given to a queued request when the lease expired
@@ -24,13 +25,13 @@ COUNTER_NAMES = (
     "writes",               # writes accepted from the owner (LEASE_RENEW seq != 0)
     "commits",              # writes that changed the committed value (at this replica)
     "duplicates",           # writes with seq == committed (no-op, re-acked by the tail)
-    "old_writes",           # writes older than committed (no-op, re-acked by the tail)
+    "old_writes",           # writes older than committed (no-op, not acked)
     "refusals",             # renewals / writes from a switch that is not the owner
     "mirrored",             # reverse mappings committed with a write (--mirror-values)
     "snapshots_stored",     # SNAPSHOT requests stored
     "snapshots_old",        # SNAPSHOT requests older than the stored epoch (not stored)
     "acks_total",           # acks sent (by type under acks_sent)
-    "acks_withheld",        # write acks not sent: the tail's committed seq was older
+    "acks_withheld",        # write acks not sent: the write's seq is not the tail's committed seq
     "send_errors",          # acks the OS refused to send
     "replication_sent",     # update records sent to the successor
     "replication_received", # update records received from the predecessor

@@ -408,15 +408,16 @@ def sketch_errors(delivered: pd.DataFrame, estimates: dict, failed: set) -> pd.D
 
 def acked_writes(store: pd.DataFrame) -> pd.DataFrame:
     """The writes the store acknowledged to a switch: RENEW_ACKs with seq != 0 captured at
-    the store hosts' interfaces, per key the highest acknowledged seq (``key``, ``acked_seq``,
-    ``acks``, ``last_ack`` time). Sequence numbers are compared plainly (runs stay far below
-    the 16-bit wrap)."""
+    the store hosts' interfaces, per key the latest acknowledged seq (``key``, ``acked_seq``,
+    ``acks``, ``last_ack`` time). A key's acks leave the tail in commit order, so the last one
+    in time is the newest (plain max would be wrong once seqs wrap: grants advance them by F)."""
     acks = store[(store["rp_dir"] == "ack") & (store["rp_type_name"] == "RENEW_ACK")
                  & (store["rp_seq"].fillna(0) != 0) & store["rp_key"].notna()]
     if acks.empty:
         return pd.DataFrame(columns=["key", "acked_seq", "acks", "last_ack"])
+    acks = acks.sort_values("time", kind="stable")
     out = acks.groupby(acks["rp_key"].astype("int64")).agg(
-        acked_seq=("rp_seq", "max"), acks=("rp_seq", "size"), last_ack=("time", "max"))
+        acked_seq=("rp_seq", "last"), acks=("rp_seq", "size"), last_ack=("time", "max"))
     out.index.name = "key"
     out = out.reset_index()
     out["acked_seq"] = out["acked_seq"].astype("int64")
@@ -425,15 +426,17 @@ def acked_writes(store: pd.DataFrame) -> pd.DataFrame:
 
 def lost_writes(acked: pd.DataFrame, dumps: dict) -> pd.DataFrame:
     """`acked` with, per surviving replica (`dumps`: replica name -> {key (decimal str) ->
-    state with ``committed``}), the replica's committed seq for the key and ``lost_on_<name>``
-    = committed < acked_seq (an acknowledged write the replica does not have). ``lost``:
-    lost on any replica."""
+    state with ``committed``}), the replica's committed seq for the key (-1: no state) and
+    ``lost_on_<name>``: the acknowledged seq is newer (serial comparison) than what the replica
+    committed, or the replica has no state. ``lost``: lost on any replica."""
+    from testbed.redplane.protocol import seq_newer
     out = acked.copy()
     out["lost"] = False
     for name, dump in dumps.items():
         committed = out["key"].map(lambda k: (dump.get(str(int(k))) or {}).get("committed", -1))
         out[f"committed_{name}"] = committed.astype("int64")
-        out[f"lost_on_{name}"] = out[f"committed_{name}"] < out["acked_seq"]
+        out[f"lost_on_{name}"] = [c < 0 or seq_newer(int(a), int(c))
+                                  for a, c in zip(out["acked_seq"], out[f"committed_{name}"])]
         out["lost"] |= out[f"lost_on_{name}"]
     return out
 

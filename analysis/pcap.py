@@ -89,6 +89,7 @@ COLUMNS: dict[str, str] = {
     "rp_type": "RedPlane type field (UInt8)",
     "rp_type_name": "RedPlane type name for the direction, e.g. LEASE_NEW, RENEW_ACK (str)",
     "rp_seq": "RedPlane seq field (UInt16)",
+    "rp_ts": "RedPlane ts field: the switch's send time in us mod 2^32, echoed by acks (UInt32)",
     "rp_key": "RedPlane key: its fields concatenated, first most significant (Int64; object of "
               "int if > 63 bits)",
     "rp_value": "RedPlane value, likewise (Int64; object of int if > 63 bits)",
@@ -495,6 +496,7 @@ class _Decoder:
         offsets = _bit_offsets(layout.fields)
         cols["rp_seq"] = _nullable(self.pk.bits(at, offsets["seq"], protocol.SEQ_BITS, ok),
                                    ok, "UInt16")
+        cols["rp_ts"] = _nullable(self.pk.bits(at, offsets["ts"], protocol.TS_BITS, ok), ok, "UInt32")
         key_at = offsets[layout.key_fields[0][0]]
         cols["rp_key"] = _int_column(self.pk.bits(at, key_at, layout.key_bits, ok), ok,
                                      layout.key_bits)

@@ -112,6 +112,7 @@ def test_redplane_request_with_inner_packet_and_ack(tmp_path):
     assert (req["rp_dir"], req["rp_type"], req["rp_type_name"], req["rp_seq"]) == \
         ("request", 0, "LEASE_NEW", 7)
     assert (req["rp_key"], req["rp_value"]) == (decoded.key, decoded.value)
+    assert req["rp_ts"] == ack_row["rp_ts"] == 0xA1B2C3D4
     assert (req["rp_key_addr"], req["rp_key_port"]) == ("10.0.0.5", 3333)
     assert (req["rp_value_addr"], req["rp_value_port"]) == ("192.168.0.1", 20000)
     assert req["rp_inner_len"] == len(inner) == 40     # after the 19-byte header (ts included)

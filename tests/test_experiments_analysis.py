@@ -239,6 +239,15 @@ def test_acked_writes_and_lost_writes():
     assert not ax.lost_writes(acked.reset_index(), {"tail": dumps["tail"]})["lost"].any()
 
 
+def test_acked_and_lost_writes_across_the_seq_wrap():
+    """Grants advance seqs by F, so a key wraps: 65530 then 3 (newer) is acked seq 3."""
+    store = packets([[1, 60, "s", "ack", "RENEW_ACK", 0, 65530, 7], [2, 60, "s", "ack", "RENEW_ACK", 0, 3, 7]])
+    acked = ax.acked_writes(store)
+    assert acked.set_index("key").loc[7, "acked_seq"] == 3
+    lost = ax.lost_writes(acked, {"kept": {"7": {"committed": 3}}, "behind": {"7": {"committed": 65530}}})
+    assert not lost.loc[0, "lost_on_kept"] and lost.loc[0, "lost_on_behind"]
+
+
 def test_shard_heads_parses_table_dump():
     dump = ("Dumping entry 0x0\nAction entry: SpineIngress.redplane.rp_set_store - a000302\n"
             "Dumping entry 0x1\nAction entry: SpineIngress.redplane.rp_set_store - a000303\n"

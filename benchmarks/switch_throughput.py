@@ -16,7 +16,8 @@ interface (its kernel rx counter) while the sender saturates the forwarder, meas
 `--duration` seconds after the first frames arrive. With two or more CPUs the sender and the
 forwarder are pinned to different CPUs. Each variant runs `--repeat` times, interleaved; medians
 and ratios to the raw forwarder are printed, with the interpreter-only rate (SimpleSwitch.process
-in a loop, no I/O) for context.
+in a loop, no I/O) for context. `--impair "2 out loss 1"` sets that port impairment on the
+switches (`port_impair 2 out loss 1`: the cost of the impaired path).
 """
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def run(argv, check=True, **kw) -> subprocess.CompletedProcess:
 class Bench:
     """Namespaces, veths and processes of one benchmark run; everything undone by close()."""
 
-    def __init__(self, stack: ExitStack, tag: str, cpus: list[int]):
-        self.stack, self.tag = stack, tag
+    def __init__(self, stack: ExitStack, tag: str, cpus: list[int], impair: str | None = None):
+        self.stack, self.tag, self.impair = stack, tag, impair
         self.ns = {role: f"{tag}{role[0]}" for role in ("sender", "fwd", "receiver")}
         self.ifs = {"s0": f"{tag}s0", "w1": f"{tag}w1", "w2": f"{tag}w2", "r0": f"{tag}r0"}
         self.cpu_sender, self.cpu_fwd = (cpus[0], cpus[1]) if len(cpus) > 1 else (None, None)
@@ -165,6 +166,8 @@ class Bench:
                            log_file=log_path, popen=popen, name=f"bench-{variant}")
         sw.start(timeout=30)
         sw.run_script(COMMANDS[variant].read_text())
+        if self.impair:
+            sw.cli(f"port_impair {self.impair}")
         return sw
 
 
@@ -214,7 +217,7 @@ def benchmark(args) -> dict:
     results: dict[str, list[float]] = {"raw": [], "l3": [], "three_tables": []}
     per_cpu: dict[str, list[float]] = {k: [] for k in results}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="p4sim-bench-") as tmp:
-        bench = Bench(stack, f"pb{os.getpid() % 100000}", cpus)
+        bench = Bench(stack, f"pb{os.getpid() % 100000}", cpus, args.impair)
         bench.build()
         for rep in range(args.repeat):
             for variant in results:
@@ -265,6 +268,7 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=3.0, help="measurement window per run (s)")
     p.add_argument("--repeat", type=int, default=3, help="runs per variant")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--impair", metavar="ARGS", help='port impairment on the switches, e.g. "2 out loss 1"')
     p.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.role:

@@ -40,8 +40,11 @@ Timeline configuration (TOML shown; JSON alike), times in seconds from the start
 Errors name the entry index and the key: ``failures[1].kind: unknown kind 'x' (...)``.
 
 The event log (`EventLog`) is a CSV file with the columns ``planned_time, actual_time,
-wall_time_ns, kind, target, params, ok, error``: times in seconds from the run start, the wall
-clock in ns since the epoch (to line up with pcap timestamps), params as JSON, ok 1/0.
+wall_time_ns, kind, target, params, ok, error, mechanism``: times in seconds from the run start,
+the wall clock in ns since the epoch (to line up with pcap timestamps), params as JSON, ok 1/0,
+and how the event was carried out when its handler says so (a handler returning a string): for
+`testbed.net.Testbed`'s netem events ``netem`` (the kernel qdisc) or ``switch-port`` (the
+bundled switch's port impairment, used where the kernel has no netem).
 
 Kernel helpers take a *target* (Mininet node, `testbed.capture.NetnsExec`, or popen-like
 callable; see `testbed.capture`) and an interface name, run ``tc``/``ip`` there and return the
@@ -49,7 +52,9 @@ inverse as a callable (which, when called, returns its own inverse):
 `netem` -> `netem_clear` -> `netem` ..., `link_down` <-> `link_up`. netem qdiscs are installed
 as the root qdisc with handle ``7e57:``; `netem` refuses to replace any other non-default root
 qdisc (such as a TCLink's shaping) and `netem_clear` only removes ours. Kernels without
-``sch_netem`` raise `NetemUnavailableError`.
+``sch_netem`` raise `NetemUnavailableError`; `testbed.net.Testbed.netem` then impairs the
+switch ports of the link instead (the bundled target's ``port_impair``, same parameters,
+`Netem.port_impair_args`).
 """
 from __future__ import annotations
 
@@ -138,6 +143,14 @@ class Netem:
         if self.limit is not None:
             args += ["limit", str(self.limit)]
         return args
+
+    def port_impair_args(self) -> list[str]:
+        """The same impairment as arguments of the bundled switch's ``port_impair`` command
+        (`testbed.v1model.impair`; jitter uniform, as netem without a distribution table)."""
+        values = (("loss", self.loss), ("delay", self.delay_ms), ("jitter", self.jitter_ms),
+                  ("reorder", self.reorder), ("limit", self.limit))
+        args = [token for name, value in values if value for token in (name, f"{value:g}")]
+        return args or ["loss", "0"]
 
 
 _NETEM_DEFAULTS = {"loss": 0.0, "delay_ms": 0.0, "jitter_ms": 0.0, "reorder": 0.0, "limit": None}
@@ -350,7 +363,7 @@ class EventLog:
     as they are written."""
 
     FIELDS = ("planned_time", "actual_time", "wall_time_ns", "kind", "target", "params", "ok",
-              "error")
+              "error", "mechanism")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -360,12 +373,13 @@ class EventLog:
         self._file.flush()
 
     def record(self, event: FailureEvent, actual_time: float, error: str | None = None,
-               wall_time_ns: int | None = None) -> None:
-        """Log that `event` ran at `actual_time` s (from the run start), ok unless `error`."""
+               wall_time_ns: int | None = None, mechanism: str | None = None) -> None:
+        """Log that `event` ran at `actual_time` s (from the run start), ok unless `error`,
+        carried out by `mechanism` (e.g. ``netem``, ``switch-port``) when known."""
         wall = time.time_ns() if wall_time_ns is None else wall_time_ns
         self._writer.writerow([f"{event.at:.6f}", f"{actual_time:.6f}", wall, event.kind,
                                event.target, event.params_json(), int(error is None),
-                               error or ""])
+                               error or "", mechanism or ""])
         self._file.flush()
 
     def close(self) -> None:
@@ -386,6 +400,7 @@ def play(timeline: Iterable[FailureEvent],
          stop: threading.Event | None = None, raise_errors: bool = False) -> list[tuple]:
     """Run each event's handler at its planned time (``start`` = time.monotonic() origin,
     default now) and log the actual time; returns ``(event, actual_time, error)`` per event run.
+    A handler that returns a string names the mechanism it used (logged with the event).
 
     Waiting is interruptible through `stop` (then the remaining events are skipped). A
     handler's exception is logged as the event's error; with `raise_errors` it is re-raised.
@@ -408,22 +423,23 @@ def play(timeline: Iterable[FailureEvent],
 def _run_event(event: FailureEvent, handler: Callable, origin: float, log: EventLog | None,
                raise_errors: bool) -> tuple:
     actual, wall = time.monotonic() - origin, time.time_ns()
-    error = None
+    error = mechanism = None
     try:
-        handler(event)
+        result = handler(event)
+        mechanism = result if isinstance(result, str) else None
     except Exception as err:  # the log records it; the caller chooses to continue or not
         error = f"{type(err).__name__}: {err}"
         if raise_errors:
             _log_event(log, event, actual, error, wall)
             raise
-    _log_event(log, event, actual, error, wall)
+    _log_event(log, event, actual, error, wall, mechanism)
     return event, actual, error
 
 
 def _log_event(log: EventLog | None, event: FailureEvent, actual: float, error: str | None,
-               wall: int) -> None:
+               wall: int, mechanism: str | None = None) -> None:
     if log is not None:
-        log.record(event, actual, error, wall)
+        log.record(event, actual, error, wall, mechanism)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,13 @@ configuration, the store chains, failure detection (BFD-like probes), the S1 che
 captures. Every step registers its undo on an ExitStack, so leaving the block (normally, by an
 exception or by Ctrl-C) tears down exactly what was built, in reverse order; a manifest on disk
 lists every process and interface as it is created, for `python -m testbed.cleanup`.
+
+Link impairment (`netem`, `netem_clear`, the `netem` failure events) uses the kernel's netem
+qdisc where the kernel has one, else the bundled switch's port impairment (`port_impair`, see
+`testbed.v1model.impair`) on the link's switch end(s), so that `end=X` still impairs what X
+transmits. The mechanism is in provenance.json (`targets.link_impairment`, and every action in
+`link_impairments`) and in events.csv (`mechanism`). A restarted switch comes back without port
+impairments, as a restarted device would (a kernel netem qdisc stays on its interface).
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import tempfile
 import threading
 import time
 from contextlib import ExitStack
+from dataclasses import asdict
 
 from mininet.link import TCLink
 from mininet.net import Mininet
@@ -67,6 +75,8 @@ class Testbed:
         self._stack = ExitStack()
         self._sockets: dict = {}
         self._tool_owners: list = []        # stop() of what runs on hosts (workloads, tools)
+        self._link_impairment: str | None = None
+        self.impairments: list = []         # netem / netem_clear done, for provenance
 
     # -- context manager --------------------------------------------------------------------
     def __enter__(self) -> "Testbed":
@@ -88,14 +98,16 @@ class Testbed:
             self._stack.close()
         finally:
             if os.path.exists(os.path.join(self.run_dir, "provenance.json")):
-                provenance.finish(self.run_dir, status, {"routing_events": self.routing_events()})
+                provenance.finish(self.run_dir, status, {"routing_events": self.routing_events(),
+                                                         "link_impairments": self.impairments})
 
     def _build(self) -> None:
         self._stack.enter_context(MachineLock(self.run_id))
         self._run_dir()
         target = target_named(self.config.target)
         artifacts = self._artifacts(target)
-        provenance.write_provenance(self.run_dir, self.config.to_dict(), {"switches": target.describe()})
+        provenance.write_provenance(self.run_dir, self.config.to_dict(),
+                                    {"switches": target.describe(), "link_impairment": self.link_impairment()})
         self.manifest = provenance.Manifest(self.run_dir, self.run_id)
         self._stack.callback(self._close_manifest)
         self._mininet(target, artifacts)
@@ -393,13 +405,75 @@ class Testbed:
             port = self.topo.port_of(spine, self.topo.leaf_of(head.host.name))
             sw.cli(f"mirroring_add {RENEW_SESSION + shard} {port}")
 
-    def netem(self, key: str, impairment: Netem, end: str | None = None) -> None:
-        for node, intf in self._ends(key, end):
-            netem(self._where(node), intf, impairment)
+    # Link impairment: the kernel's netem qdisc where there is one, else the bundled switch's
+    # port impairment (testbed.v1model.impair) at the switch end(s) of the link. Either way
+    # `end` X impairs what X transmits on the link: netem on X's interface, or port_impair
+    # `out` on X when X is a switch, `in` on the switch at the other end when X is a host.
+    # A restarted switch comes back without port impairments (kernel netem stays on the veth).
+    def link_impairment(self) -> str:
+        """How netem events are carried out here: "netem" or "switch-port"."""
+        if self._link_impairment is None:
+            self._link_impairment = "netem" if netem_available() else "switch-port"
+        return self._link_impairment
 
-    def netem_clear(self, key: str, end: str | None = None) -> None:
+    def netem(self, key: str, impairment: Netem, end: str | None = None) -> str:
+        """Impair link `key` (one `end`, or both directions); returns the mechanism used."""
+        mechanism, points = self.link_impairment(), []
         for node, intf in self._ends(key, end):
-            netem_clear(self._where(node), intf)
+            if mechanism == "netem":
+                netem(self._where(node), intf, impairment)
+                points.append(f"{node}:{intf}")
+            else:
+                points.append(self._port_impair(key, node, impairment))
+        self._note_impairment("netem", key, end, mechanism, points, impairment)
+        return mechanism
+
+    def netem_clear(self, key: str, end: str | None = None) -> str:
+        """Remove what `netem` put on link `key` (no-op where there is none); returns the
+        mechanism used. A switch that is down has nothing to clear."""
+        mechanism, points = self.link_impairment(), []
+        for node, intf in self._ends(key, end):
+            if mechanism == "netem":
+                netem_clear(self._where(node), intf)
+                points.append(f"{node}:{intf}")
+            else:
+                points.append(self._port_impair(key, node, None))
+        self._note_impairment("netem_clear", key, end, mechanism, points)
+        return mechanism
+
+    def impair_point(self, key: str, node: str) -> tuple[str, int, str]:
+        """(switch, port, direction) of the port impairment acting on what `node` sends on `key`."""
+        link = self.topo.link_by_key(key)
+        switches = self.topo.switches()
+        if node in switches:
+            return node, link.port_on(node), "out"
+        peer = link.peer_of(node)
+        if peer not in switches:
+            raise TestbedError(f"netem on {key}: neither end is a switch, and this kernel has no netem qdisc")
+        return peer, link.port_on(peer), "in"
+
+    def _port_impair(self, key: str, node: str, impairment: Netem | None) -> str:
+        """Set (None: clear) the port impairment standing for netem on `node`'s end of `key`."""
+        if self.config.target != "bundled":
+            raise TestbedError(f"netem on {key}: this kernel has no netem qdisc, and only the bundled "
+                               f"target can impair its ports (target is {self.config.target})")
+        switch, port, direction = self.impair_point(key, node)
+        point = f"{switch}:{port}/{direction}"
+        if impairment is None:
+            try:
+                self.switch(switch).cli(f"port_impair_clear {port} {direction}")
+            except SwitchDown:
+                return point + " (switch down)"
+        else:
+            self.switch(switch).cli(f"port_impair {port} {direction} {' '.join(impairment.port_impair_args())}")
+        return point
+
+    def _note_impairment(self, action: str, key: str, end: str | None, mechanism: str, points: list,
+                         impairment: Netem | None = None) -> None:
+        """Keep what was done for provenance.json (`link_impairments`)."""
+        self.impairments.append({"time_ns": time.time_ns(), "action": action, "link": key, "end": end,
+                                 "mechanism": mechanism, "points": points,
+                                 "impairment": None if impairment is None else asdict(impairment)})
 
     def failure_handlers(self) -> dict:
         """Handlers for `testbed.failures.play`, one per event kind."""

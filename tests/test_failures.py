@@ -15,6 +15,9 @@ from testbed.failures import (
     EVENT_KINDS, EventLog, FailureEvent, Netem, NetemUnavailableError, Timeline, inverse,
     link_down, link_interfaces, netem, netem_clear, play,
 )
+from testbed.net import Testbed as _Testbed  # not a test class
+from testbed.net import netem_available
+from testbed.runconfig import RunConfig
 from testbed.topology import LeafSpineTopo
 
 
@@ -124,6 +127,33 @@ def test_netem_arguments():
         Netem(jitter_ms=1)
 
 
+def test_netem_as_port_impair_arguments():
+    assert Netem(loss=1.5, delay_ms=10, jitter_ms=2, reorder=25, limit=500).port_impair_args() == \
+        ["loss", "1.5", "delay", "10", "jitter", "2", "reorder", "25", "limit", "500"]
+    assert Netem(delay_ms=20).port_impair_args() == ["delay", "20"]
+    assert Netem().port_impair_args() == ["loss", "0"]
+
+
+def test_switch_port_fallback_impairs_what_each_end_transmits():
+    """netem on end X impairs what X sends: X's port `out` if X is a switch, else `in` on the
+    switch port facing the host."""
+    tb = _Testbed(RunConfig(name="unit"), results_dir="/nonexistent")    # nothing is built
+    assert tb.impair_point("l1-s1", "l1") == ("l1", tb.topo.port_of("l1", "s1"), "out")
+    assert tb.impair_point("l1-s1", "s1") == ("s1", tb.topo.port_of("s1", "l1"), "out")
+    assert tb.impair_point("h1-l1", "h1") == ("l1", tb.topo.port_of("l1", "h1"), "in")
+    assert tb.impair_point("h1-l1", "l1") == ("l1", tb.topo.port_of("l1", "h1"), "out")
+
+
+def test_play_logs_the_mechanism_a_handler_names(workdir):
+    timeline = Timeline.from_dicts([{"at": 0, "kind": "netem", "target": "l1-s1", "params": {"loss": 1}},
+                                    {"at": 0, "kind": "link_down", "target": "l1-s1"}])
+    path = workdir / "events.csv"
+    with EventLog(str(path)) as log:
+        play(timeline, {"netem": lambda e: "switch-port", "link_down": lambda e: 42}, log)
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["kind"], r["mechanism"]) for r in rows] == [("netem", "switch-port"), ("link_down", "")]
+
+
 def test_event_log_and_play(workdir):
     timeline = Timeline.from_dicts([
         {"at": 0.0, "kind": "switch_crash", "target": "s1"},
@@ -190,11 +220,15 @@ def test_link_down_returns_its_inverse():
 
 @pytest.mark.root
 def test_netem_applies_and_clears_or_reports_missing_kernel_support():
+    """Kernel netem where the kernel has it; elsewhere the error that sends `Testbed.netem` to
+    the switch-port fallback (tested on real links in test_link_impairment_mininet.py)."""
     with veth_between_namespaces() as (a, intf_a, _b, _intf_b):
-        try:
-            undo = netem(a, intf_a, Netem(loss=10, delay_ms=1))
-        except NetemUnavailableError:
-            pytest.skip("this kernel has no netem qdisc")
+        if not netem_available():
+            with pytest.raises(NetemUnavailableError, match=f"netem on {intf_a}: this kernel has no netem qdisc"):
+                netem(a, intf_a, Netem(loss=10, delay_ms=1))
+            assert "netem" not in run_in(a, ["tc", "qdisc", "show", "dev", intf_a])
+            return
+        undo = netem(a, intf_a, Netem(loss=10, delay_ms=1))
         assert "netem 7e57:" in run_in(a, ["tc", "qdisc", "show", "dev", intf_a])
         redo = undo()
         assert "netem" not in run_in(a, ["tc", "qdisc", "show", "dev", intf_a])

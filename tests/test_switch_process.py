@@ -11,6 +11,8 @@ import os
 import random
 import signal
 import socket
+import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -604,3 +606,185 @@ def test_port_transmits_again_after_its_link_was_down(lab_program, workdir):
             wait_until(lambda: seqs() == set(range(1000, 1010)), what="frames 1000-1009 out of port 2")
         finally:
             sw.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Root: port impairment (the netem stand-in of the bundled target) on real frames
+
+SO_TIMESTAMPNS = 35                     # SCM_TIMESTAMPNS alike (x86-64, arm64)
+IMPAIR_COMMANDS = "table_add l2 forward 00:00:00:00:00:02 => 2\n"
+
+
+def seq_of(frame: bytes) -> int:
+    return int.from_bytes(frame[16:18], "big")
+
+
+class TimedPort:
+    """A raw socket on a host-side interface that keeps each probe's kernel receive time."""
+
+    def __init__(self, ns: str, ifname: str):
+        def make():
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(PROBE_TYPE))
+            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            s.setsockopt(socket.SOL_SOCKET, 33, 1 << 22)           # SO_RCVBUFFORCE: bursts fit
+            s.bind((ifname, PROBE_TYPE))
+            return s
+        self.sock = in_netns(ns, make)
+        self.sock.setblocking(False)
+        self.arrivals: list[tuple[int, int]] = []                 # (seq, receive time ns)
+
+    def collect(self) -> list:
+        while True:
+            try:
+                data, anc, _flags, addr = self.sock.recvmsg(2048, 64)
+            except BlockingIOError:
+                return self.arrivals
+            if addr[2] == socket.PACKET_OUTGOING:
+                continue
+            stamp = next((d for level, kind, d in anc if kind == SO_TIMESTAMPNS), None)
+            sec, nsec = struct.unpack("qq", stamp[:16]) if stamp else divmod(time.time_ns(), 10 ** 9)
+            self.arrivals.append((seq_of(data), sec * 10 ** 9 + nsec))
+
+    def seqs(self) -> list[int]:
+        return [s for s, _t in self.collect()]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def send_probes(lab, seqs, gap: float = 0.0, burst: int = 50) -> dict:
+    """Send probes (to port 2) from port 1, `burst` at a time, `gap` s apart; {seq: send time ns}."""
+    sent = {}
+    for i, seq in enumerate(seqs):
+        sent[seq] = time.time_ns()
+        lab.ports[1].send(probe(mac(2), seq))
+        if gap:
+            time.sleep(gap)
+        elif i % burst == burst - 1:
+            time.sleep(0.005)
+    return sent
+
+
+def arrived(rx: TimedPort, sw, total: int, timeout: float = 15.0) -> list[int]:
+    """Wait until the switch has dealt with `total` probes since it started (sent on, or
+    dropped by an impairment, none held) and every one it sent has arrived; the seqs received
+    so far, in arrival order."""
+    def settled():
+        s = sw.stats()
+        held = s["ports"]["2"]["impair_out"]["queued"]
+        return s["sent"] + s["impaired_drops"] >= total and not held and len(rx.collect()) >= s["sent"]
+    wait_until(settled, timeout, what=f"{total} probes dealt with")
+    return rx.seqs()
+
+
+@contextmanager
+def impair_lab(program, workdir, seed: int = 7):
+    """A two-port lab whose switch forwards probes from port 1 to port 2 (log at level info on
+    its console), with a timestamping receiver on port 2."""
+    with lab_network(n=2, suffix="i") as lab:
+        rx = TimedPort(lab.hosts.name, lab.h(2))
+        sw = start_lab_switch(lab, program, workdir, log_console=True, options=["--seed", str(seed), "-L", "info"])
+        try:
+            sw.run_script(IMPAIR_COMMANDS)
+            yield lab, sw, rx
+        finally:
+            sw.stop()
+            rx.close()
+
+
+@pytest.fixture
+def report(capsys):
+    """Print measured figures to the terminal even when pytest captures output."""
+    def emit(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n  [measured] {line}", end="")
+    return emit
+
+
+def _binomial_ok(count: int, n: int, p: float) -> bool:
+    return abs(count - n * p) <= 5 * (n * p * (1 - p)) ** 0.5
+
+
+@pytest.mark.root
+def test_port_impair_loss_is_seeded_and_counted_and_clear_restores(lab_program, workdir, report):
+    runs = []
+    for _ in range(2):                              # the same seed loses the same frames
+        with impair_lab(lab_program, workdir, seed=7) as (lab, sw, rx):
+            sw.cli("port_impair 2 out loss 30")
+            assert "impair out: loss 30% delay 0ms" in sw.cli("show_ports")
+            send_probes(lab, range(1000))
+            got = arrived(rx, sw, 1000)
+            stats = sw.stats()
+            sw.cli("port_impair_clear 2")
+            send_probes(lab, range(1000, 1200))
+            after = [s for s in arrived(rx, sw, 1200) if s >= 1000]
+        runs.append(got)
+        report(f"port_impair loss 30%: {len(got)}/1000 frames received ({100 - len(got) / 10:.1f}% lost)")
+        assert _binomial_ok(len(got), 1000, 0.7), len(got)
+        assert got == sorted(got)
+        out = stats["ports"]["2"]
+        assert out["impair_out"]["lost"] == 1000 - len(got) == stats["impaired_drops"]
+        assert out["tx"] == len(got) and stats["received"] == 1000      # counters show the wire
+        assert after == list(range(1000, 1200))                        # cleared: nothing lost
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.root
+def test_port_impair_in_drops_before_the_pipeline(lab_program, workdir):
+    with impair_lab(lab_program, workdir) as (lab, sw, rx):
+        sw.cli("port_impair 1 in loss 50")
+        send_probes(lab, range(400))
+        got = arrived(rx, sw, 400)
+        stats = sw.stats()
+        assert _binomial_ok(len(got), 400, 0.5)
+        assert stats["received"] == stats["ports"]["1"]["rx"] == len(got)
+        assert sw.cli("register_read rx_count 1") == f"I.rx_count[1]= {len(got)}"     # the program saw only those
+        assert stats["ports"]["2"]["impair_out"]["impairment"] is None
+
+
+def _latencies(sent: dict, arrivals: list) -> list[float]:
+    return sorted((t - sent[s]) / 1e6 for s, t in arrivals if s in sent)
+
+
+@pytest.mark.root
+def test_port_impair_delay_reorder_show_errors_and_shutdown(lab_program, workdir, report):
+    with impair_lab(lab_program, workdir) as (lab, sw, rx):
+        base = send_probes(lab, range(40), gap=0.005)
+        arrived(rx, sw, 40)
+        sw.cli("port_impair 2 out delay 20")
+        delayed = send_probes(lab, range(100, 140), gap=0.005)
+        arrived(rx, sw, 80)
+        baseline, with_delay = _latencies(base, rx.arrivals), _latencies(delayed, rx.arrivals)
+        extra = statistics.median(with_delay) - statistics.median(baseline)
+        report(f"port_impair delay 20 ms: latency median {statistics.median(baseline):.2f} ms -> "
+               f"{statistics.median(with_delay):.2f} ms (extra {extra:.2f} ms), min {with_delay[0]:.2f} ms")
+        assert len(with_delay) == 40 and with_delay[0] >= 20.0 and 20.0 <= extra < 40.0
+
+        sw.cli("port_impair 2 out delay 20 reorder 50")
+        send_probes(lab, range(200, 400))
+        got = [s for s in arrived(rx, sw, 280) if s >= 200]
+        late = sum(1 for i, s in enumerate(got) if s < max(got[:i], default=-1))
+        reordered = sw.stats()["ports"]["2"]["impair_out"]["reordered"]
+        report(f"port_impair delay 20 reorder 50%: {reordered}/200 sent at once, {late} arrived after a later frame")
+        assert sorted(got) == list(range(200, 400)) and late > 0 and _binomial_ok(reordered, 200, 0.5)
+
+        show = sw.request("port_impair_show 2")
+        assert show["data"]["2"]["out"]["impairment"]["reorder"] == 50 and "reorder 50%" in show["output"]
+        for command, message in (("port_impair 2 out loss 150", "port_impair: loss: must be a number in [0, 100]"),
+                                 ("port_impair 9 out loss 1", "port_impair: no interface is attached as port 9"),
+                                 ("port_impair 2 sideways loss 1", "direction must be 'in' or 'out', got 'sideways'"),
+                                 ("port_impair 2 out", "give at least one of loss"),
+                                 ("port_impair_clear 2 up", "port_impair_clear: direction must be")):
+            reply = sw.request(command)
+            assert not reply["ok"] and message in reply["error"], (command, reply)
+
+        sw.cli("port_impair_clear 2 out")
+        clean = send_probes(lab, range(500, 540), gap=0.005)
+        assert [s for s in arrived(rx, sw, 320) if s >= 500] == list(range(500, 540))
+        assert statistics.median(_latencies(clean, rx.arrivals)) < 20.0
+
+        sw.cli("port_impair 2 out delay 5000")
+        send_probes(lab, range(600, 610))
+        wait_until(lambda: sw.stats()["ports"]["2"]["impair_out"]["queued"] == 10, what="10 frames held")
+    log = (workdir / "switch.log").read_text()
+    assert "10 frames held by port impairments dropped" in log

@@ -305,6 +305,10 @@ class SwitchProcess:
         """Counters: received, sent, program_drops, parser_errors, failures, ports {...}, ..."""
         return self._client().stats()
 
+    def request(self, command: str) -> dict:
+        """The switch's whole reply object ({ok, output, error[, data]}); never raises CommandError."""
+        return self._client().request(command)
+
     def __repr__(self) -> str:
         return f"SwitchProcess({self.name!r}, pid={self.pid}, thrift_port={self.thrift_port})"
 

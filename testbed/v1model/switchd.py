@@ -28,6 +28,19 @@ command of `testbed.v1model.commands.ControlPlane`, the server itself answers `s
 `show_ports`, `stats` (rx/tx per port, parser errors, drops, failures), `reset_stats`,
 `port_add <ifname> <port>`, `port_remove <port>` and `help`.
 
+Port impairment (a bundled-target extension, not in BMv2; the netem stand-in for kernels without
+sch_netem): `port_impair <port> <in|out> [loss <pct>] [delay <ms>] [jitter <ms>] [reorder <pct>]
+[limit <n>]`, `port_impair_clear <port> [in|out]`, `port_impair_show [<port>]`. `out` impairs the
+frames the switch transmits on the port, `in` the frames it receives there, before the pipeline;
+semantics (netem's) in `testbed.v1model.impair`. Impaired frames never reach the port's counters,
+pcaps or trace (those show the wire); `stats` counts them per port and direction (`impair_in`,
+`impair_out`: lost, overflow, delayed, reordered, discarded, queued) and in total
+(`impaired_drops`, `impaired_delayed`). Held frames wait in a time-ordered queue per port
+direction; the epoll timeout is cut to the next due time, and frames still held at exit are
+dropped (counted as discarded). Without any impairment set the packet path is the one below,
+unchanged: a port takes the impaired path only while it impairs its input or some port impairs
+its output.
+
 Concurrency and I/O: one thread. Each port is an AF_PACKET socket bound to its interface
 (promiscuous, PACKET_IGNORE_OUTGOING so that frames the switch sends are never read back) with a
 receive and a transmit ring shared with the kernel (TPACKET_V2). An epoll loop waits on the
@@ -68,6 +81,7 @@ from datetime import datetime
 from testbed.errors import TestbedError
 
 from .errors import CommandError, P4Error
+from .impair import USAGE as IMPAIR_USAGE, Impairer, Impairment, parse_direction
 from .runtime import AssertFailure as _AssertFailure
 
 EXIT_OK, EXIT_USAGE, EXIT_PROGRAM, EXIT_IO, EXIT_ASSERT = 0, 64, 65, 70, 134
@@ -621,13 +635,16 @@ class Port:
     """One switch port: an AF_PACKET socket bound to `ifname` with its rings, counters and pcaps."""
 
     __slots__ = ("num", "ifname", "sock", "fd", "ring", "rx", "rx_bytes", "tx", "tx_bytes", "tx_errors",
-                 "rx_errors", "truncated", "kernel_drops", "pcap_in", "pcap_out")
+                 "rx_errors", "truncated", "kernel_drops", "pcap_in", "pcap_out", "imp_in", "imp_out",
+                 "impaired")
 
-    def __init__(self, num: int, ifname: str):
+    def __init__(self, num: int, ifname: str, seed: int = 0):
         self.num, self.ifname = num, ifname
         self.rx = self.rx_bytes = self.tx = self.tx_bytes = self.tx_errors = self.rx_errors = 0
         self.truncated = self.kernel_drops = 0
         self.pcap_in = self.pcap_out = None
+        self.imp_in, self.imp_out = Impairer.seeded(seed, num, "in"), Impairer.seeded(seed, num, "out")
+        self.impaired = False           # frames from this port take SwitchDaemon._drain_impaired
         self.sock, self.ring = open_raw_socket(ifname)
         self.fd = self.sock.fileno()
 
@@ -679,7 +696,12 @@ class Port:
         self.update_kernel_drops()
         return {"ifname": self.ifname, "rx": self.rx, "rx_bytes": self.rx_bytes, "tx": self.tx,
                 "tx_bytes": self.tx_bytes, "tx_errors": self.tx_errors, "rx_errors": self.rx_errors,
-                "truncated": self.truncated, "kernel_drops": self.kernel_drops}
+                "truncated": self.truncated, "kernel_drops": self.kernel_drops,
+                "impair_in": self.imp_in.show(), "impair_out": self.imp_out.show()}
+
+    def impairers(self):
+        """(direction, Impairer) of both directions."""
+        return (("in", self.imp_in), ("out", self.imp_out))
 
 
 def open_raw_socket(ifname: str) -> tuple:
@@ -790,6 +812,7 @@ class SwitchDaemon:
         self.ports: dict[int, Port] = {}
         self.failures = 0             # frames whose processing raised an unexpected exception
         self.unknown_port = 0         # output to a port with no interface
+        self.impaired: list = []      # (port, "in"/"out", Impairer) of every impairment set
         self.stopping = False
         self.listener = None
         self.thrift_port = opts.thrift_port
@@ -815,7 +838,7 @@ class SwitchDaemon:
         self._watch(self._wake_r.fileno(), self._woken)
 
     def add_port(self, num: int, ifname: str) -> Port:
-        port = Port(num, ifname)
+        port = Port(num, ifname, self.opts.seed)
         try:
             if self.opts.pcap_dir is not None:
                 port.open_pcaps(self.opts.pcap_dir)
@@ -823,6 +846,7 @@ class SwitchDaemon:
             port.close()
             raise
         self.ports[num] = port
+        self._impairments_changed()
         self._watch(port.fd, lambda ev, p=port: self._port_event(p, ev))
         self.log.info(f"Adding interface {ifname} as port {num}")
         if not port.is_up():
@@ -833,6 +857,7 @@ class SwitchDaemon:
         port = self.ports.pop(num)
         self._unwatch(port.fd)
         port.close()
+        self._impairments_changed()
         self.log.info(f"Removing port {num} ({port.ifname})")
 
     def _watch(self, fd: int, handler, events=select.EPOLLIN) -> None:
@@ -886,6 +911,10 @@ class SwitchDaemon:
                 self.flush()
                 next_flush = now + FLUSH_INTERVAL
             timeout = next_flush - now
+            if self.impaired:
+                due = self._release(now)
+                if due is not None:
+                    timeout = min(timeout, max(0.0, due - monotonic()))
 
     def _drain(self, port: Port) -> None:
         """Take up to BATCH frames from `port`'s receive ring, switch each one and queue the
@@ -962,7 +991,117 @@ class SwitchDaemon:
     def _port_event(self, port: Port, ev: int) -> None:
         if ev & select.EPOLLERR:
             self._socket_error(port)
-        self._drain(port)
+        if port.impaired:
+            self._drain_impaired(port)
+        else:
+            self._drain(port)
+
+    # -- the path of frames when port impairments are set (see testbed.v1model.impair) ----------
+    # Impaired frames never reach the counters, pcaps or trace: those show the wire. `in` is
+    # applied before a frame is counted as received; `out` before it is counted as sent.
+    def _drain_impaired(self, port: Port) -> None:
+        """_drain with port impairments: used for every port while some port impairs its
+        output, else only for ports impairing their input."""
+        imp = port.imp_in if port.imp_in.spec is not None else None
+        now, dirty = time.monotonic(), []
+        try:
+            for data, ts in self._receive(port):
+                if imp is None or imp.admit(data, now) is not None:
+                    self._ingress(port, data, ts, dirty)
+        finally:
+            for out in dirty:
+                out.flush_tx()
+
+    def _receive(self, port: Port) -> list:
+        """Up to BATCH (frame, kernel receive time in ns) from `port`'s receive ring; frames
+        cut short by the ring are counted and left out."""
+        ring = port.ring
+        mm, off, frames = ring.mm, ring.off, []
+        for _ in range(BATCH):
+            if not mm[off] & TP_STATUS_USER:
+                break
+            status, length, snap, mac = _RX_HEADER.unpack_from(mm, off)
+            data = mm[off + mac:off + mac + snap]
+            if status & TP_STATUS_VLAN_VALID:
+                data = _with_vlan_tag(data, mm, off, status)
+            ts = _rx_time(mm, off)
+            _RELEASE.pack_into(mm, off, 0)
+            off = (off + ring.frame_size) % ring.size
+            if snap < length:
+                port.truncated += 1
+            else:
+                frames.append((data, ts))
+        ring.off = off
+        return frames
+
+    def _ingress(self, port: Port, data: bytes, ts: int | None, dirty: list) -> None:
+        """Count, capture and switch one received frame; transmit (or impair) its outputs."""
+        port.rx += 1
+        port.rx_bytes += len(data)
+        if port.pcap_in is not None:
+            port.pcap_in.write(data, ts)
+        slow = self.tracer is not None or self.opts.dump_packet_data
+        if slow:
+            self._trace_in(port, data)
+        try:
+            outs = self.switch.process(port.num, data)
+        except _AssertFailure:
+            raise
+        except Exception:               # a target fault on one frame must not stop the switch
+            self._failed(port, data)
+            return
+        now = time.monotonic()
+        for onum, odata in outs:
+            out = self.ports.get(onum)
+            if out is None:
+                self.unknown_port += 1
+                if slow:
+                    self._trace_out(onum, None, odata)
+            elif out.imp_out.spec is None or out.imp_out.admit(odata, now) is not None:
+                self._transmit(out, odata, dirty)
+
+    def _transmit(self, out: Port, data: bytes, dirty: list) -> None:
+        """Queue one frame on `out`'s transmit ring (flushed by the caller through `dirty`)."""
+        if len(data) > out.ring.max_frame or not out.ring.put(data):
+            out.tx_errors += 1
+            return
+        if out not in dirty:
+            dirty.append(out)
+        out.tx += 1
+        out.tx_bytes += len(data)
+        if out.pcap_out is not None:
+            out.pcap_out.write(data)
+        if self.tracer is not None or self.opts.dump_packet_data:
+            self._trace_out(out.num, out, data)
+
+    def _release(self, now: float) -> float | None:
+        """Send on the held frames that are due; return when the next one is (None: none held)."""
+        dirty, upcoming = [], []
+        try:
+            for port, direction, imp in self.impaired:
+                for data in imp.release(now):
+                    if direction == "in":
+                        self._ingress(port, data, None, dirty)
+                    else:
+                        self._transmit(port, data, dirty)
+                if imp.held:
+                    upcoming.append(imp.next_due())
+        finally:
+            for out in dirty:
+                out.flush_tx()
+        return min(upcoming, default=None)
+
+    def _impairments_changed(self) -> None:
+        """Recompute which impairments are set and which ports take the impaired path."""
+        self.impaired = [(p, d, imp) for _n, p in sorted(self.ports.items()) for d, imp in p.impairers()
+                         if imp.spec is not None]
+        egress = any(d == "out" for _p, d, _i in self.impaired)
+        for port in self.ports.values():
+            port.impaired = egress or port.imp_in.spec is not None
+
+    def discard_held(self) -> int:
+        """Drop every held frame (at shutdown); returns how many (counted as discarded)."""
+        return sum(imp.discard() for _p, _d, imp in self.impaired)
 
     def _socket_error(self, port: Port) -> None:
         """Read (and so clear) a pending socket error, e.g. ENETDOWN when the link went down."""
@@ -1071,6 +1210,7 @@ class SwitchDaemon:
                 extra.append(f"pcap: {port.pcap_in.path}, {port.pcap_out.path}")
             if num == self.opts.cpu_port:
                 extra.append("CPU port")
+            extra += [f"impair {d}: {imp.spec}" for d, imp in port.impairers() if imp.spec is not None]
             rows.append(f"{num:<9}{port.ifname:<19}{'UP' if port.is_up() else 'DOWN':<9}{'; '.join(extra)}")
         return "\n".join(rows), None
 
@@ -1078,12 +1218,14 @@ class SwitchDaemon:
         s = self.switch.stats
         ports = {str(n): p.counters() for n, p in sorted(self.ports.items())}
         kernel_drops = sum(c["kernel_drops"] for c in ports.values())
+        imps = [imp for p in self.ports.values() for _d, imp in p.impairers()]
         return {"received": sum(p.rx for p in self.ports.values()), "sent": sum(p.tx for p in self.ports.values()),
                 "program_drops": s.dropped, "parser_errors": s.parser_errors, "failures": self.failures,
                 "unknown_port_drops": self.unknown_port, "loops_cut": s.loops_cut,
                 "tx_errors": sum(p.tx_errors for p in self.ports.values()),
                 "truncated": sum(p.truncated for p in self.ports.values()), "kernel_drops": kernel_drops,
-                "ports": ports}
+                "impaired_drops": sum(i.lost + i.overflow + i.discarded for i in imps),
+                "impaired_delayed": sum(i.delayed for i in imps), "ports": ports}
 
     def cmd_stats(self, args):
         data = self.stats()
@@ -1092,12 +1234,16 @@ class SwitchDaemon:
             rows.append(f"port {num} ({c['ifname']}): rx {c['rx']} pkts {c['rx_bytes']} B, tx {c['tx']} pkts "
                         f"{c['tx_bytes']} B, tx errors {c['tx_errors']}, rx errors {c['rx_errors']}, "
                         f"truncated {c['truncated']}, kernel drops {c['kernel_drops']}")
+            rows += [f"  impair {d}: {_impair_text(c['impair_' + d])}" for d in ("in", "out")
+                     if _impair_used(c["impair_" + d])]
         return "\n".join(rows), data
 
     def cmd_reset_stats(self, args):
         for p in self.ports.values():
             p.update_kernel_drops()
             p.rx = p.rx_bytes = p.tx = p.tx_bytes = p.tx_errors = p.rx_errors = p.truncated = p.kernel_drops = 0
+            for _d, imp in p.impairers():
+                imp.reset_counters()
         s = self.switch.stats
         s.received = s.sent = s.dropped = s.parser_errors = s.loops_cut = 0
         self.failures = self.unknown_port = 0
@@ -1127,9 +1273,51 @@ class SwitchDaemon:
         self.remove_port(num)
         return "", None
 
+    def cmd_port_impair(self, args):
+        """port_impair <port> <in|out> [loss <pct>] [delay <ms>] [jitter <ms>] [reorder <pct>] [limit <n>]"""
+        if len(args) < 2:
+            raise CommandError(f"port_impair: usage: {IMPAIR_USAGE}")
+        port = self._impair_port(args[0], "port_impair")
+        direction = parse_direction(args[1], "port_impair")
+        spec = Impairment.parse(args[2:], "port_impair")
+        getattr(port, "imp_" + direction).configure(spec)
+        self._impairments_changed()
+        self.log.info(f"port {port.num} ({port.ifname}) {direction}: impairment set: {spec}")
+        return "", None
+
+    def cmd_port_impair_clear(self, args):
+        """port_impair_clear <port> [in|out]: also drops the frames held by the impairment."""
+        if len(args) not in (1, 2):
+            raise CommandError("port_impair_clear: usage: port_impair_clear <port> [in|out]")
+        port = self._impair_port(args[0], "port_impair_clear")
+        directions = [parse_direction(args[1], "port_impair_clear")] if len(args) == 2 else ["in", "out"]
+        dropped = sum(getattr(port, "imp_" + d).clear() for d in directions)
+        self._impairments_changed()
+        self.log.info(f"port {port.num} ({port.ifname}) {'/'.join(directions)}: impairment cleared "
+                      f"({dropped} held frames dropped)")
+        return "", None
+
+    def cmd_port_impair_show(self, args):
+        """port_impair_show [<port>]: impairments and their counters (also as data)."""
+        if len(args) > 1:
+            raise CommandError("port_impair_show: usage: port_impair_show [<port>]")
+        ports = [self._impair_port(args[0], "port_impair_show")] if args else \
+            [p for _n, p in sorted(self.ports.items())]
+        data = {str(p.num): {d: imp.show() for d, imp in p.impairers()} for p in ports}
+        rows = [f"port {num} {d}: {_impair_text(show)}" for num, dirs in data.items() for d, show in dirs.items()]
+        return "\n".join(rows), data
+
+    def _impair_port(self, text: str, cmd: str) -> Port:
+        num = _port_number(text, cmd, self.opts.max_port_count)
+        if num not in self.ports:
+            raise CommandError(f"{cmd}: no interface is attached as port {num}")
+        return self.ports[num]
+
     def cmd_help(self, args):
         return (self.switch.cli("help") + "\nSwitch process commands:\n"
-                "  switch_info  show_ports  stats  reset_stats  port_add  port_remove"), None
+                "  switch_info  show_ports  stats  reset_stats  port_add  port_remove\n"
+                "  port_impair  port_impair_clear  port_impair_show  (bundled-target extension)\n"
+                f"  {IMPAIR_USAGE}"), None
 
     # -- shutdown -------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -1167,6 +1355,18 @@ def _port_number(text: str, cmd: str, max_ports: int) -> int:
     if not 0 <= num < max_ports:
         raise CommandError(f"{cmd}: port {num} out of range 0..{max_ports - 1}")
     return num
+
+
+def _impair_used(c: dict) -> bool:
+    """An impairment is set, or was and left counts."""
+    return c["impairment"] is not None or any(c[k] for k in ("lost", "overflow", "delayed", "reordered", "discarded"))
+
+
+def _impair_text(c: dict) -> str:
+    """One Impairer.show() as text: the impairment (or none), then its counters."""
+    spec = "none" if c["impairment"] is None else str(Impairment(**c["impairment"]))
+    return (f"{spec}; lost {c['lost']}, over limit {c['overflow']}, delayed {c['delayed']}, reordered "
+            f"{c['reordered']}, discarded {c['discarded']}, queued {c['queued']}")
 
 
 def _show(value) -> str:
@@ -1277,6 +1477,9 @@ def _announce(daemon: SwitchDaemon) -> None:
 
 
 def _goodbye(daemon: SwitchDaemon) -> None:
+    held = daemon.discard_held()
+    if held:
+        daemon.log.info(f"Stopping: {held} frames held by port impairments dropped")
     stats = daemon.stats()
     daemon.log.info("Stopping: " + ", ".join(f"{k} {v}" for k, v in stats.items() if k != "ports"))
     daemon.flush()

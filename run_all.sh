@@ -117,7 +117,7 @@ echo
 echo "run_all.sh: $TOTAL experiments in $(( END - START )) s${QUICK:+ (quick mode)}"
 echo "figures:  $RESULTS/figures/"
 echo "manifest: $RESULTS/figures/MANIFEST.json"
-echo "logs:     $REPO/$LOG_DIR/"
+echo "logs:     $LOG_DIR/"
 if [ ${#FAILED[@]} -gt 0 ]; then
   echo "FAILED: ${FAILED[*]}" >&2
   exit 1

@@ -157,6 +157,34 @@ def reply_rate_figure(timeline: pd.DataFrame, facet: str = "app", hue: str = "va
     return fig
 
 
+def failover_figure(probe_tl: pd.DataFrame, tcp_tl: pd.DataFrame, facet: str = "app",
+                    hue: str = "variant") -> Figure:
+    """The failover figure: per app (columns), echoed probe rate of every probe flow (top row)
+    and goodput of the TCP connections through the failed spine (bottom row), one line per
+    variant, over time since the failure."""
+    panels = style.ordered(pd.concat([probe_tl[facet], tcp_tl[facet]]), facet)
+    w, h = style.figure_kwargs()["figsize"]
+    fig = Figure(figsize=(w * min(len(panels), 3), h * 2), dpi=style.figure_kwargs()["dpi"])
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, len(panels), squeeze=False, sharex=True)
+    for row, (tl, value, ylabel) in enumerate(((probe_tl, "pps", "probe_rate"), (tcp_tl, "mbps", "tcp_goodput"))):
+        for ax, panel in zip(axes[row], panels):
+            rows = tl[tl[facet].astype(str) == panel]
+            for name in style.ordered(rows[hue], hue):
+                series = rows[rows[hue].astype(str) == name].sort_values("t")
+                ax.plot(series["t"], series[value], **style.line_kwargs(name, hue))
+            ax.axvline(0.0, **style.failure_kwargs())
+            ax.grid(True, alpha=0.3)
+            if row == 0:
+                ax.set_title(style.label(panel, facet))
+            else:
+                ax.set_xlabel(style.axis_label("time_since_failure"))
+        axes[row][0].set_ylabel(style.axis_label(ylabel))
+    axes[0][0].legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # Multi-panel figures for the experiment scripts. A `*_kind` of None means the values are
 # plain data (a workload, a replica position) shown as they are; otherwise they are catalogue

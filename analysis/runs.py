@@ -10,6 +10,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pandas as pd
 
 from analysis.metrics import probe_gaps, throughput_timeline
@@ -147,3 +148,27 @@ def reply_timeline(packets: pd.DataFrame, failure: float | None, bin_s: float = 
     tl = throughput_timeline(replies.assign(one=1), bin_s, by=(), value="one")
     origin = failure if failure is not None else float(replies["time"].min())
     return pd.DataFrame({"t": tl["time"] - origin, "pps": tl["packets"] / bin_s})
+
+
+def tcp_goodput_timeline(run_dir: str, failure: float | None, flows, bin_s: float = 0.1) -> pd.DataFrame:
+    """Stream bytes the servers received from the TCP flows named in `flows`, summed per bin
+    (Mbit/s), with `t` = bin start relative to the failure; bins with nothing are 0 up to the
+    last record, so a connection that broke shows as a drop to zero."""
+    from testbed.traffic import read_log
+    frames = []
+    for flow in flows:
+        for path in glob.glob(os.path.join(run_dir, "traffic", f"{flow}.server.*.csv")):
+            df = pd.DataFrame(read_log(path).rows)
+            if len(df) and "interval_bytes" in df:
+                rows = df[df["event"] == "interval"]
+                frames.append(pd.DataFrame({"time": pd.to_numeric(rows["time_ns"]) / 1e9,
+                                            "bytes": pd.to_numeric(rows["interval_bytes"], errors="coerce").fillna(0)}))
+    if not frames:
+        return pd.DataFrame(columns=["t", "mbps"])
+    data = pd.concat(frames, ignore_index=True)
+    origin = failure if failure is not None else float(data["time"].min())
+    start = origin + np.floor((data["time"].min() - origin) / bin_s) * bin_s
+    index = np.floor((data["time"] - start) / bin_s).astype(int)
+    sums = data.groupby(index)["bytes"].sum().reindex(range(int(index.max()) + 1), fill_value=0)
+    return pd.DataFrame({"t": np.round(start - origin + sums.index * bin_s, 6), "mbps": sums.to_numpy() * 8 / bin_s / 1e6})
+

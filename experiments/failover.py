@@ -5,11 +5,13 @@ Per (app, variant) it builds the 2-spine leaf-spine fabric, runs echoed UDP prob
 verified TCP streams from the clients through the app to the servers, crashes spine s1 in the
 middle, and reports per flow whether and for how long it was interrupted, and whether each TCP
 connection survived (no reset, every byte delivered). Output: a run directory per trial under
-results/failover-<time>/, tidy tables (probes.csv, tcp.csv, summary.csv) and the figure
-results/figures/failover.png (probe replies per second around the failure).
+results/failover-<time>/, tidy tables (probes.csv, tcp.csv, timeline.csv, tcp_timeline.csv,
+summary.csv) and the figure results/figures/failover.png: per app, echoed probes per second
+(top) and the goodput of the TCP connections through s1 (bottom) around the failure.
 
     sudo python experiments/failover.py            # nat, firewall, lb x redplane, noft, s1
     sudo python experiments/failover.py --quick    # nat only, redplane and noft, shorter
+    sudo python experiments/failover.py --quick --apps demote --variants redplane   # quick, other apps
 """
 import argparse
 import sys
@@ -19,7 +21,7 @@ import _env  # noqa: F401  (re-runs with the project's .venv when needed)
 import pandas as pd
 
 from analysis import runs
-from analysis.plots import reply_rate_figure
+from analysis.plots import failover_figure
 from p4apps.apps import app_named
 from testbed.experiment import (experiment_dir, record_figure, require_root, run_trial, stop_on_sigterm,
                                 write_table)
@@ -30,8 +32,8 @@ from testbed.workload import default_flows
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See README.md for what the numbers mean.")
-    p.add_argument("--apps", default="nat,firewall,lb", help="comma-separated apps (default nat,firewall,lb)")
-    p.add_argument("--variants", default="redplane,noft,s1", help="comma-separated variants (default redplane,noft,s1)")
+    p.add_argument("--apps", help="comma-separated apps (default nat,firewall,lb; with --quick nat)")
+    p.add_argument("--variants", help="comma-separated variants (default redplane,noft,s1; with --quick redplane,noft)")
     p.add_argument("--duration", type=float, default=10.0, help="traffic duration per trial, s (default 10)")
     p.add_argument("--fail-at", type=float, default=4.0, help="when spine s1 crashes, s after traffic starts (default 4)")
     p.add_argument("--lease-ms", type=float, default=1000.0, help="store lease period (default 1000)")
@@ -42,10 +44,13 @@ def parse_args(argv=None):
     p.add_argument("--tcp-mbps", type=float, default=2.0, help="rate of each TCP stream, Mbit/s (default 2)")
     p.add_argument("--target", default="bundled", help="switch target: bundled or bmv2 (default bundled)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="nat only, redplane and noft, 6 s trials (for CI)")
+    p.add_argument("--quick", action="store_true",
+                   help="6 s trials; nat only and redplane,noft unless --apps/--variants say otherwise (for CI)")
     args = p.parse_args(argv)
     if args.quick:
-        args.apps, args.variants, args.duration, args.fail_at = "nat", "redplane,noft", 6.0, 2.5
+        args.apps, args.variants = args.apps or "nat", args.variants or "redplane,noft"
+        args.duration, args.fail_at = 6.0, 2.5
+    args.apps, args.variants = args.apps or "nat,firewall,lb", args.variants or "redplane,noft,s1"
     if not 0 < args.fail_at < args.duration:
         p.error("--fail-at must be within the trial's duration")
     return args
@@ -69,7 +74,8 @@ def analyse(trial, app: str, variant: str):
     tcp["spines"] = tcp["flow"].map(lambda f: "+".join(sorted(spines.get(f, ()))))
     tcp["affected"] = tcp["spines"].str.contains("s1")
     timeline = runs.reply_timeline(packets, fail).assign(app=app, variant=variant)
-    return probes, tcp, timeline
+    tcp_timeline = runs.tcp_goodput_timeline(trial.run_dir, fail, tcp.loc[tcp["affected"], "flow"])
+    return probes, tcp, timeline, tcp_timeline.assign(app=app, variant=variant)
 
 
 def summarise(probes: pd.DataFrame, tcp: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +98,7 @@ def main(argv=None) -> int:
     stop_on_sigterm()
     exp = experiment_dir("failover")
     print(f"failover experiment -> {exp}")
-    all_probes, all_tcp, all_tl = [], [], []
+    all_probes, all_tcp, all_tl, all_tcp_tl = [], [], [], []
     for app_name in args.apps.split(","):
         app = app_named(app_name)
         for variant in args.variants.split(","):
@@ -100,15 +106,17 @@ def main(argv=None) -> int:
             flows = default_flows(config.topology(), probes=args.probes, tcps=args.tcps, probe_pps=args.probe_pps,
                                   tcp_mbps=args.tcp_mbps)
             trial = run_trial(config, flows, args.duration, exp, app)
-            probes, tcp, tl = analyse(trial, app_name, variant)
-            all_probes.append(probes), all_tcp.append(tcp), all_tl.append(tl)
+            probes, tcp, tl, tcp_tl = analyse(trial, app_name, variant)
+            all_probes.append(probes), all_tcp.append(tcp), all_tl.append(tl), all_tcp_tl.append(tcp_tl)
             print(f"  {app_name}/{variant}: {int(probes['interrupted'].sum())} of {len(probes)} probe flows "
                   f"interrupted, TCP survived {int(tcp['survived'].sum())}/{len(tcp)}")
-    probes, tcp, timeline = (pd.concat(x, ignore_index=True) for x in (all_probes, all_tcp, all_tl))
+    probes, tcp, timeline, tcp_timeline = (pd.concat(x, ignore_index=True)
+                                           for x in (all_probes, all_tcp, all_tl, all_tcp_tl))
     summary = summarise(probes, tcp)
-    for df, name in ((probes, "probes"), (tcp, "tcp"), (timeline, "timeline"), (summary, "summary")):
+    for df, name in ((probes, "probes"), (tcp, "tcp"), (timeline, "timeline"), (tcp_timeline, "tcp_timeline"),
+                     (summary, "summary")):
         write_table(df, exp, name)
-    fig = reply_rate_figure(timeline)
+    fig = failover_figure(timeline, tcp_timeline)
     path = record_figure(fig, exp, "failover")
     print("\n" + summary.to_string(index=False))
     print("\nrecovery: time from the crash of s1 to the first echoed probe after it, for the flows it interrupted;")

@@ -17,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from testbed.errors import SwitchDown
+
 STATE_REGISTERS = ("rp_keys", "rp_values", "rp_seqs", "rp_acked")
 
 
@@ -76,6 +78,7 @@ class Checkpointer:
         self.clock = clock
         self.taken = 0
         self.restored_slots = 0
+        self.skipped = 0
 
     def checkpoint(self, switch: str) -> Checkpoint:
         """Read the state registers of `switch` and save the occupied slots."""
@@ -87,8 +90,13 @@ class Checkpointer:
         return cp
 
     def checkpoint_all(self, alive) -> None:
+        """Checkpoint every switch of `alive`; one that goes down meanwhile is skipped (its
+        previous checkpoint stays, as a controller could not read a dead switch either)."""
         for switch in alive:
-            self.checkpoint(switch)
+            try:
+                self.checkpoint(switch)
+            except SwitchDown:
+                self.skipped += 1
 
     def restore(self, failed: str, survivor: str) -> int:
         """Write the failed switch's last checkpoint into the survivor's free slots; returns

@@ -9,3 +9,7 @@ class TestbedError(Exception):
 
 class ConfigError(TestbedError):
     """A configuration value is wrong; the message names the key and the value."""
+
+
+class SwitchDown(TestbedError):
+    """The switch is not running (crashed and not restarted)."""

@@ -17,14 +17,10 @@ import time
 
 from mininet.node import Switch
 
-from testbed.errors import TestbedError
+from testbed.errors import SwitchDown, TestbedError
 from testbed.targets import Artifact, Target
 
 CPU_PORT = 510
-
-
-class SwitchDown(TestbedError):
-    """The switch is not running (crashed and not restarted)."""
 
 
 class P4Switch(Switch):
@@ -125,10 +121,16 @@ class P4Switch(Switch):
 
     # -- control ---------------------------------------------------------------------------------
     def cli(self, command: str) -> str:
+        """One runtime-CLI command; SwitchDown if the switch is down or dies meanwhile."""
         with self.lock:
             if self.proc is None:
                 raise SwitchDown(f"{self.name} is down")
-            return self.proc.cli(command)
+            try:
+                return self.proc.cli(command)
+            except Exception as e:
+                if not self.proc.running:
+                    raise SwitchDown(f"{self.name} is down ({command}: {e})") from e
+                raise
 
     def stats(self) -> dict:
         """The switch's counters (see SwitchProcess.stats), serialised with other commands."""

@@ -239,7 +239,33 @@ class SketchApp(App):
         return cmds
 
 
-APPS: dict[str, App] = {app.name: app for app in (NatApp(), FirewallApp(), LoadBalancerApp(), CounterApp(), SketchApp())}
+class DemoteApp(App):
+    """Flow-size demotion (PIAS-style DSCP marking): the worked example of docs/writing-an-app.md."""
+
+    name = "demote"
+    program = "examples/demote.p4"
+    layout = "demote"           # 48-bit key (client endpoint), 48-bit value (bytes sent)
+    T1, T2 = 4000, 16000        # bytes: high class below T1, mid below T2, low from T2 on
+    DSCP = {"high": 40, "mid": 24, "low": 8}    # must equal DEMOTE_DSCP_* in demote.p4
+
+    def hash_modes(self, topo, variant):
+        """All packets of a key on one spine (the one holding its lease): the client leaves hash
+        their traffic to the servers on the source endpoint, which is the key."""
+        servers = [topo.subnet_of(l) for l in _server_leaves(topo)]
+        return {(leaf, prefix): HASH_SRC for leaf in _client_leaves(topo) for prefix in servers}
+
+    def spine_commands(self, topo, spine, n_shards):
+        cmds = [f"table_set_default demote_config set_thresholds {self.T1} {self.T2}"]
+        cmds += [f"table_add demote_clients client {topo.subnet_of(leaf)} =>" for leaf in _client_leaves(topo)]
+        return cmds
+
+    def dscp_class(self, tos: int) -> str:
+        """'high', 'mid' or 'low' for an IPv4 TOS byte this app marked, else 'unmarked'."""
+        return next((name for name, dscp in self.DSCP.items() if tos >> 2 == dscp), "unmarked")
+
+
+APPS: dict[str, App] = {app.name: app for app in (NatApp(), FirewallApp(), LoadBalancerApp(), CounterApp(), SketchApp(),
+                                                  DemoteApp())}
 
 
 def app_named(name: str) -> App:

@@ -19,6 +19,7 @@ const bit<16> REDPLANE_NAT_HEADER_BYTES = 19;
 const bit<16> REDPLANE_FIREWALL_HEADER_BYTES = 19;
 const bit<16> REDPLANE_LB_HEADER_BYTES = 19;
 const bit<16> REDPLANE_SKETCH_HEADER_BYTES = 20;
+const bit<16> REDPLANE_DEMOTE_HEADER_BYTES = 19;
 
 header redplane_nat_t {
     bit<8> type;
@@ -58,6 +59,16 @@ header redplane_sketch_t {
     bit<32> value_row0;
     bit<32> value_row1;
     bit<32> value_row2;
+}
+
+header redplane_demote_t {
+    bit<8> type;
+    bit<16> seq;
+    bit<32> ts;
+    bit<32> key_addr;
+    bit<16> key_port;
+    bit<32> value_addr;
+    bit<16> value_port;
 }
 
 #endif  // REDPLANE_LAYOUTS_P4

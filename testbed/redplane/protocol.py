@@ -305,6 +305,11 @@ APP_LAYOUTS: dict[str, Layout] = {
     "sketch": Layout("sketch",
                      key_fields=(("key_column", 8),),
                      value_fields=tuple((f"value_row{i}", 32) for i in range(SKETCH_ROWS))),
+    # p4apps/examples/demote.p4 (docs/writing-an-app.md): key = client endpoint; value = the
+    # flow's byte count as one 48-bit number. The field names are the ones redplane.p4 uses.
+    "demote": Layout("demote",
+                     key_fields=(("key_addr", 32), ("key_port", 16)),
+                     value_fields=(("value_addr", 32), ("value_port", 16))),
 }
 
 

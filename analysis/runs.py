@@ -123,8 +123,9 @@ def flow_spines(run_dir: str, packets: pd.DataFrame, at_servers: pd.DataFrame | 
 
 
 def tcp_flows(run_dir: str, failure: float | None) -> pd.DataFrame:
-    """Per TCP flow (from the client's tool log): survived (no reset, every byte verified by the
-    server), bytes sent, bytes sent after the failure, and the failure reason if any."""
+    """Per TCP flow (from the client's tool log): direction (upload: the client sends;
+    download: the server sends), survived (no reset, every byte verified by the receiver),
+    stream bytes, stream bytes after the failure, and the failure reason if any."""
     from testbed.traffic import read_log
     rows = []
     for path in sorted(glob.glob(os.path.join(run_dir, "traffic", "tcp*.client.csv"))):
@@ -135,9 +136,43 @@ def tcp_flows(run_dir: str, failure: float | None) -> pd.DataFrame:
         if failure is not None and len(df) and "interval_bytes" in df:
             late = df[pd.to_numeric(df["time_ns"]) / 1e9 >= failure]
             after = int(pd.to_numeric(late["interval_bytes"], errors="coerce").fillna(0).sum())
-        rows.append({"flow": os.path.basename(path).split(".")[0], "survived": bool(summary.get("survived")),
-                     "bytes": summary.get("bytes_sent"), "bytes_after": after, "failure": summary.get("failure")})
-    return pd.DataFrame(rows, columns=["flow", "survived", "bytes", "bytes_after", "failure"])
+        download = bool(summary.get("reverse"))
+        name = os.path.basename(path).split(".")[0]
+        rows.append({"flow": name, "direction": "download" if download else "upload",
+                     "survived": bool(summary.get("survived")),
+                     "bytes": summary.get("bytes_received" if download else "bytes_sent"), "bytes_after": after,
+                     **tcp_stall(run_dir, name, failure), "failure": summary.get("failure")})
+    return pd.DataFrame(rows, columns=["flow", "direction", "survived", "bytes", "bytes_after", "stall_s", "resumed",
+                                       "failure"])
+
+
+def tcp_stall(run_dir: str, flow: str, failure: float | None) -> dict:
+    """``stall_s``: the longest time after `failure` during which the receiver of TCP flow
+    `flow` got no stream bytes, up to its last interval record; ``resumed``: it got bytes
+    again after that stall (False for a connection stalled until the end). Without a failure
+    or logs: 0.0 and True."""
+    from testbed.traffic import read_log
+    rows = [r for path in _receiver_logs(run_dir, flow) for r in read_log(path).rows if r.get("event") == "interval"]
+    if failure is None or not rows:
+        return {"stall_s": 0.0, "resumed": True}
+    times = np.array([r["time_ns"] / 1e9 for r in rows])
+    got = np.array([(r.get("interval_bytes") or 0) > 0 for r in rows])
+    delivered = np.sort(times[got & (times > failure)])
+    marks = np.concatenate([[failure], delivered, [max(times.max(), failure)]])
+    gaps = np.diff(marks)
+    stall = float(gaps.max()) if len(gaps) else 0.0
+    resumed = bool(len(delivered)) and float(gaps[:-1].max(initial=0.0)) >= float(gaps[-1])
+    return {"stall_s": round(stall, 3), "resumed": resumed}
+
+
+def _receiver_logs(run_dir: str, flow: str) -> list[str]:
+    """The tool logs of the receiving end of TCP flow `flow` (a download's is the client's)."""
+    try:
+        download = bool(flows(run_dir).set_index("name").loc[flow].get("download", False))
+    except (OSError, KeyError):
+        download = False
+    pattern = f"{flow}.client.csv" if download else f"{flow}.server.*.csv"
+    return glob.glob(os.path.join(run_dir, "traffic", pattern))
 
 
 def reply_timeline(packets: pd.DataFrame, failure: float | None, bin_s: float = 0.1) -> pd.DataFrame:
@@ -150,14 +185,14 @@ def reply_timeline(packets: pd.DataFrame, failure: float | None, bin_s: float = 
     return pd.DataFrame({"t": tl["time"] - origin, "pps": tl["packets"] / bin_s})
 
 
-def tcp_goodput_timeline(run_dir: str, failure: float | None, flows, bin_s: float = 0.1) -> pd.DataFrame:
-    """Stream bytes the servers received from the TCP flows named in `flows`, summed per bin
+def tcp_goodput_timeline(run_dir: str, failure: float | None, names, bin_s: float = 0.1) -> pd.DataFrame:
+    """Stream bytes the receivers got from the TCP flows named in `names`, summed per bin
     (Mbit/s), with `t` = bin start relative to the failure; bins with nothing are 0 up to the
     last record, so a connection that broke shows as a drop to zero."""
     from testbed.traffic import read_log
     frames = []
-    for flow in flows:
-        for path in glob.glob(os.path.join(run_dir, "traffic", f"{flow}.server.*.csv")):
+    for flow in names:
+        for path in _receiver_logs(run_dir, flow):
             df = pd.DataFrame(read_log(path).rows)
             if len(df) and "interval_bytes" in df:
                 rows = df[df["event"] == "interval"]

@@ -79,7 +79,7 @@ def analyse(run_dir: str, fail_at: float) -> dict:
     window = max(1.0, fail_at - 1.0)
     return {"app": app, "lease_ms": cfg["redplane"]["lease_ms"], "switch_lease_ms": cfg["redplane"]["switch_lease_ms"],
             "seed": cfg["seed"], **ax.lease_row(probes), **ax.renewal_rate(store, fail - window, fail),
-            "tcp_survived": int(tcp["survived"].sum()), "tcp_flows": len(tcp), "run": run_dir}
+            "tcp_survived": int((tcp["survived"] & tcp["resumed"]).sum()), "tcp_flows": len(tcp), "run": run_dir}
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:

@@ -150,7 +150,7 @@ def analyse(run_dir: str) -> tuple[dict, pd.DataFrame]:
     replicas = cfg["stores"]["replicas"]
     position = cfg["name"].rsplit("-", 1)[-1]
     row = {"replicas": replicas, "crashed": position, "victim": victim,
-           "tcp_survived": f"{int(tcp['survived'].sum())}/{len(tcp)}",
+           "tcp_survived": f"{int((tcp['survived'] & tcp['resumed']).sum())}/{len(tcp)}",
            "probe_flows_interrupted": f"{int(probes['interrupted'].sum())}/{len(probes)}",
            "max_interruption_s": round(float(probes["gap_s"].max()), 3) if len(probes) else 0.0,
            "short_flows_answered": f"{int((short_logs > 0).sum())}/{n_short}",

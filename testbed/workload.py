@@ -31,6 +31,8 @@ class Flow:
     port: int
     rate: float                # probe: packets/s; tcp: Mbit/s (0 = unlimited)
     size: int = 64             # probe packet size (bytes)
+    download: bool = False     # tcp: the server sends the stream (tcpflow --reverse)
+    sport: int = 0             # tcp: the client's source port (0 = the kernel picks)
 
     @property
     def name(self) -> str:
@@ -38,7 +40,8 @@ class Flow:
 
 
 def default_flows(topo, probes: int = 4, tcps: int = 2, probe_pps: float = 200, tcp_mbps: float = 2.0) -> list[Flow]:
-    """Probe and TCP flows from the clients to the servers, round robin, distinct ports."""
+    """Probe and TCP flows from the clients to the servers, round robin, distinct ports; every
+    second TCP flow is a download (the server sends), so inbound-only state is exercised too."""
     clients, servers = topo.clients(), topo.servers()
     if not clients or not servers:
         raise TestbedError("workload: the fabric needs client and server hosts")
@@ -48,8 +51,31 @@ def default_flows(topo, probes: int = 4, tcps: int = 2, probe_pps: float = 200, 
                           PROBE_PORT_BASE + i, probe_pps))
     for i in range(tcps):
         flows.append(Flow("tcp", 100 + i + 1, clients[i % len(clients)], servers[(i + 1) % len(servers)],
-                          TCP_PORT_BASE + i, tcp_mbps))
+                          TCP_PORT_BASE + i, tcp_mbps, download=i % 2 == 1))
     return flows
+
+
+def pin_tcp_paths(flows: list[Flow], topo, app, variant: str, spines: tuple = ("s1", "s2"),
+                  first_port: int = 40000) -> list[Flow]:
+    """The TCP flows with source ports chosen so that their client-to-server packets cross
+    `spines` in turn, two flows at a time (flow i crosses spines[(i // 2) % len]: with the
+    default flows, an upload and a download on each), as the leaves' ECMP hash will route them
+    (the Python replica of the hash, with the app's hash modes); other flows unchanged. Where
+    the hash ignores ports (e.g. a variant hashing on addresses only) the flow keeps its path."""
+    from dataclasses import replace
+    from testbed.routing import path_spine
+    modes, anycast = app.hash_modes(topo, variant), app.anycast(topo)
+    out, used, i = [], set(), 0
+    for flow in flows:
+        if flow.kind == "tcp":
+            src, dst, want = topo.ip_of(flow.client), app.destination(topo, flow.server), spines[(i // 2) % len(spines)]
+            free = [p for p in range(first_port, first_port + 4000) if p not in used]
+            sport = next((p for p in free if path_spine(topo, src, dst, 6, p, flow.port, modes,
+                                                        anycast=anycast) == want), free[0])
+            used.add(sport)
+            flow, i = replace(flow, sport=sport), i + 1
+        out.append(flow)
+    return out
 
 
 @dataclass
@@ -108,7 +134,8 @@ class WorkloadRun:
         if flow.kind == "probe":
             argv = tool_argv("probe", "recv", port=flow.port, echo=True, duration=span, log=log)
         else:
-            argv = tool_argv("tcpflow", "server", port=flow.port, duration=span, log=log)
+            argv = tool_argv("tcpflow", "server", port=flow.port, duration=span, log=log, reverse=flow.download,
+                             rate=flow.rate if flow.download else None)
         proc = self._popen(host, argv)
         self.servers.append((flow, log, proc))
         wait_ready(proc, timeout=15)
@@ -121,7 +148,8 @@ class WorkloadRun:
                              duration=self.duration, flow=flow.flow_id, echo=True, log=log)
         else:
             argv = tool_argv("tcpflow", "client", dst=dst, port=flow.port, duration=self.duration,
-                             rate=flow.rate, flow=flow.flow_id, finish_timeout=15, log=log)
+                             rate=None if flow.download else flow.rate, flow=flow.flow_id, finish_timeout=15,
+                             reverse=flow.download, sport=flow.sport or None, log=log)
         proc = self._popen(flow.client, argv)
         self.clients.append((flow, proc))
         wait_ready(proc, timeout=15)

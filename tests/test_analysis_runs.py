@@ -40,3 +40,24 @@ def test_tcp_goodput_timeline_without_logs_is_empty(tmp_path):
     tl = runs.tcp_goodput_timeline(str(tmp_path), 1.0, ["tcp9"])
     assert tl.empty and list(tl.columns) == ["t", "mbps"]
     assert isinstance(tl, pd.DataFrame)
+
+
+def test_a_download_is_measured_at_the_client(tmp_path):
+    import json
+    server_log(tmp_path, "tcp2.client.csv", [(10.05, 25000), (10.15, 25000)])
+    server_log(tmp_path, "tcp2.server.h3.csv", [(10.05, 99999)])      # bytes sent: not goodput
+    with open(tmp_path / "traffic" / "flows.json", "w") as f:
+        json.dump([{"kind": "tcp", "name": "tcp2", "download": True}], f)
+    tl = runs.tcp_goodput_timeline(str(tmp_path), 10.0, ["tcp2"])
+    assert list(tl["mbps"].round(6)) == [2.0, 2.0]
+
+
+def test_tcp_stall_is_the_longest_silence_after_the_failure(tmp_path):
+    rows = [(9.9, 100), (10.1, 100), (10.2, 0), (10.3, 0), (10.4, 0), (10.5, 100), (10.6, 100)]
+    server_log(tmp_path, "tcp1.server.h3.csv", rows)
+    assert runs.tcp_stall(str(tmp_path), "tcp1", 10.0) == {"stall_s": pytest.approx(0.4), "resumed": True}
+    server_log(tmp_path, "tcp3.server.h3.csv", [(9.9, 100), (10.1, 0), (13.0, 0)])  # never resumed
+    assert runs.tcp_stall(str(tmp_path), "tcp3", 10.0) == {"stall_s": pytest.approx(3.0), "resumed": False}
+    server_log(tmp_path, "tcp5.server.h3.csv", [(9.9, 100), (10.6, 100), (10.7, 0)])  # resumed, then ended
+    assert runs.tcp_stall(str(tmp_path), "tcp5", 10.0) == {"stall_s": pytest.approx(0.6), "resumed": True}
+    assert runs.tcp_stall(str(tmp_path), "tcp1", None) == {"stall_s": 0.0, "resumed": True}

@@ -148,9 +148,10 @@ def tcp_flows(run_dir: str, failure: float | None) -> pd.DataFrame:
 
 def tcp_stall(run_dir: str, flow: str, failure: float | None) -> dict:
     """``stall_s``: the longest time after `failure` during which the receiver of TCP flow
-    `flow` got no stream bytes, up to its last interval record; ``resumed``: it got bytes
-    again after that stall (False for a connection stalled until the end). Without a failure
-    or logs: 0.0 and True."""
+    `flow` got no stream bytes, up to its last interval record; ``resumed``: after that stall
+    it got bytes in at least two intervals (False for a connection stalled until the end, also
+    when the stop request at the end lets a last burst through). Without a failure or logs:
+    0.0 and True."""
     from testbed.traffic import read_log
     rows = [r for path in _receiver_logs(run_dir, flow) for r in read_log(path).rows if r.get("event") == "interval"]
     if failure is None or not rows:
@@ -160,9 +161,9 @@ def tcp_stall(run_dir: str, flow: str, failure: float | None) -> dict:
     delivered = np.sort(times[got & (times > failure)])
     marks = np.concatenate([[failure], delivered, [max(times.max(), failure)]])
     gaps = np.diff(marks)
-    stall = float(gaps.max()) if len(gaps) else 0.0
-    resumed = bool(len(delivered)) and float(gaps[:-1].max(initial=0.0)) >= float(gaps[-1])
-    return {"stall_s": round(stall, 3), "resumed": resumed}
+    worst = int(np.argmax(gaps))
+    resumed = int((delivered >= marks[worst + 1]).sum()) >= 2
+    return {"stall_s": round(float(gaps[worst]), 3), "resumed": resumed}
 
 
 def _receiver_logs(run_dir: str, flow: str) -> list[str]:

@@ -58,6 +58,8 @@ def test_tcp_stall_is_the_longest_silence_after_the_failure(tmp_path):
     assert runs.tcp_stall(str(tmp_path), "tcp1", 10.0) == {"stall_s": pytest.approx(0.4), "resumed": True}
     server_log(tmp_path, "tcp3.server.h3.csv", [(9.9, 100), (10.1, 0), (13.0, 0)])  # never resumed
     assert runs.tcp_stall(str(tmp_path), "tcp3", 10.0) == {"stall_s": pytest.approx(3.0), "resumed": False}
-    server_log(tmp_path, "tcp5.server.h3.csv", [(9.9, 100), (10.6, 100), (10.7, 0)])  # resumed, then ended
+    server_log(tmp_path, "tcp5.server.h3.csv", [(9.9, 100), (10.6, 100), (10.7, 100), (10.8, 0)])  # resumed
     assert runs.tcp_stall(str(tmp_path), "tcp5", 10.0) == {"stall_s": pytest.approx(0.6), "resumed": True}
+    server_log(tmp_path, "tcp7.server.h3.csv", [(9.9, 100), (10.1, 0), (16.3, 0), (16.4, 5000)])  # last burst
+    assert runs.tcp_stall(str(tmp_path), "tcp7", 10.0) == {"stall_s": pytest.approx(6.4), "resumed": False}
     assert runs.tcp_stall(str(tmp_path), "tcp1", None) == {"stall_s": 0.0, "resumed": True}

@@ -16,8 +16,10 @@ Link impairment (`netem`, `netem_clear`, the `netem` failure events) uses the ke
 qdisc where the kernel has one, else the bundled switch's port impairment (`port_impair`, see
 `testbed.v1model.impair`) on the link's switch end(s), so that `end=X` still impairs what X
 transmits. The mechanism is in provenance.json (`targets.link_impairment`, and every action in
-`link_impairments`) and in events.csv (`mechanism`). A restarted switch comes back without port
-impairments, as a restarted device would (a kernel netem qdisc stays on its interface).
+`link_impairments`) and in events.csv (`mechanism`). A restarted switch comes back without the
+port impairments of failure events, as a restarted device would (a kernel netem qdisc stays on
+its interface); the links' own configured delay, loss and queue limit (fabric.link) are put back
+on its ports, since they stand for the link, not for the device.
 """
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ class Testbed:
         self._stack = ExitStack()
         self._sockets: dict = {}
         self._tool_owners: list = []        # stop() of what runs on hosts (workloads, tools)
+        self._static_impairments: dict = {}  # link key -> Netem standing in for its delay/loss
         self._link_impairment: str | None = None
         self.impairments: list = []         # netem / netem_clear done, for provenance
 
@@ -112,6 +115,7 @@ class Testbed:
         self._stack.callback(self._close_manifest)
         self._mininet(target, artifacts)
         self._stack.callback(self._stop_tools)        # runs before Mininet stops
+        self._apply_static_impairments()
         self._routing()
         if self.app is not None:
             self._stores()
@@ -181,12 +185,25 @@ class Testbed:
         return {"rto_ms": self.config.redplane.rto_ms, "snapshot_ms": snapshot}
 
     def _link_opts(self, link) -> dict:
+        """TCLink options of `link`. Without kernel netem, its delay, loss and queue limit become
+        a port impairment of the bundled switches instead (applied once they run)."""
         params = self.topo.spec.link_params(link.key) if hasattr(self.topo, "spec") else None
         opts = params.mininet_opts() if params is not None else {}
         if ("delay" in opts or "loss" in opts or "max_queue_size" in opts) and not netem_available():
-            raise ConfigError(f"fabric.link ({link.key}): delay, loss and max_queue need the kernel's netem "
-                              f"qdisc, which this kernel lacks; only bw can be used here")
+            if self.config.target != "bundled":
+                raise ConfigError(f"fabric.link ({link.key}): delay, loss and max_queue need the kernel's netem "
+                                  f"qdisc, which this kernel lacks (the bundled target can stand in for it)")
+            for key in ("delay", "loss", "max_queue_size"):
+                opts.pop(key, None)
+            self._static_impairments[link.key] = Netem(loss=params.loss, delay_ms=params.delay_ms,
+                                                       limit=params.max_queue)
         return opts
+
+    def _apply_static_impairments(self, switch: str | None = None) -> None:
+        """Put the links' configured delay/loss on the switch ports (all, or `switch`'s links)."""
+        for key, impairment in self._static_impairments.items():
+            if switch is None or switch in key.split("-"):
+                self.netem(key, impairment)
 
     def _record_mininet(self) -> None:
         for node in self.net.hosts:
@@ -362,6 +379,7 @@ class Testbed:
         sw = self.switch(name)
         sw.restart()
         self._record_switch(sw)
+        self._apply_static_impairments(name)      # the links' own delay/loss, not failure events
 
     def link_down(self, key: str, end: str | None = None) -> None:
         for node, intf in self._ends(key, end):

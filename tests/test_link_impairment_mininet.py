@@ -151,3 +151,43 @@ def test_netem_on_a_link_drops_what_crosses_it_and_clear_stops_it(results, repor
         assert prov["link_impairments"][0]["points"] == [f"l1:{tb.topo.port_of('l1', 's1')}/out",
                                                          f"s1:{tb.topo.port_of('s1', 'l1')}/out"]
         assert prov["link_impairments"][4]["points"] == [f"l1:{tb.topo.port_of('l1', 'h1')}/in"]
+
+
+def test_a_links_configured_loss_is_applied_without_netem_and_survives_a_switch_restart(results, report):
+    """fabric.link_overrides: h1-l1 loses 30 %. Without kernel netem the bundled switches stand
+    in for it (port impairment on l1's port to h1, both directions); restarting l1 keeps it."""
+    from testbed.topology import FabricSpec, LinkParams
+    fabric = FabricSpec(link_overrides=(("h1-l1", LinkParams(loss=30)),))
+    config = RunConfig(name="netem-static", fabric=fabric, monitor=CONFIG.monitor)
+    with _Testbed(config, results_dir=results) as tb:
+        up = flows_via(tb, "h1", "h3", "s1")
+        resolve_neighbours(tb, "h1", "h3")       # ARP over the lossy link first (the kernel
+        lossy = delivered(tb, "h1", "h3", up, 500)   # drops what waits too long for it)
+        report(f"fabric link h1-l1 loss 30%: {lossy:.1%} of 500 datagrams h1->h3 delivered")
+        assert binomial_ok(lossy, 500, 0.7), lossy
+        tb.crash_switch("l1")
+        wait_for(lambda: "l1" in tb.routing.view.down_switches, 20, "the crash of l1 to be detected")
+        tb.restart_switch("l1")
+        wait_for(lambda: "l1" not in tb.routing.view.down_switches, 20, "l1 to be back and reprogrammed")
+        tb.wait_converged()
+        resolve_neighbours(tb, "h1", "h3")
+        again = delivered(tb, "h1", "h3", flows_via(tb, "h1", "h3", "s1"), 500)
+        report(f"after restarting l1: {again:.1%} delivered")
+        assert binomial_ok(again, 500, 0.7), again
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.05)
+
+
+def resolve_neighbours(tb, src: str, dst: str, tries: int = 30) -> None:
+    """Ping until one echo comes back (bounded), so `src` has resolved its gateway."""
+    for _ in range(tries):
+        if "1 received" in tb.host(src).cmd(f"ping -c 1 -W 1 {tb.topo.ip_of(dst)}"):
+            return
+    raise AssertionError(f"{src} got no echo from {dst} in {tries} tries")
+

@@ -252,3 +252,19 @@ class Deadline:
         if left is None:
             return timeout
         return left if timeout is None else min(left, timeout)
+
+
+def listen_tcp(bind: str, port: int, backlog: int) -> "socket.socket":
+    """A non-blocking TCP listening socket; ToolError naming the address if it cannot listen."""
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind, port))
+        sock.listen(backlog)
+    except OSError as err:
+        sock.close()
+        raise ToolError(f"cannot listen on TCP {bind or '0.0.0.0'}:{port}: {err}") from err
+    sock.setblocking(False)
+    return sock
+

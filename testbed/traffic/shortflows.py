@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from testbed.traffic.runtime import (
-    CsvLog, Deadline, EXIT_FAILED, EXIT_OK, Stopped, ToolError, add_log_args, args_for_log,
+    CsvLog, Deadline, EXIT_FAILED, EXIT_OK, Stopped, add_log_args, args_for_log, listen_tcp,
     now_ns, port_number, positive_float, positive_int, resolve_ipv4, run_main, status,
 )
 
@@ -339,17 +339,7 @@ class Sink:
         self.served = self.completed = self.failed = 0
 
     def _listen(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.args.bind, self.args.port))
-            sock.listen(1024)
-        except OSError as err:
-            sock.close()
-            raise ToolError(f"cannot listen on TCP {self.args.bind or '0.0.0.0'}:"
-                            f"{self.args.port}: {err}") from err
-        sock.setblocking(False)
-        return sock
+        return listen_tcp(self.args.bind, self.args.port, 1024)
 
     def serve(self) -> None:
         """Serve until `--count` flows ended, the duration passed, or a stop signal."""

@@ -58,7 +58,7 @@ import time
 from dataclasses import dataclass
 
 from testbed.traffic.runtime import (
-    CsvLog, Deadline, EXIT_FAILED, EXIT_OK, Stopped, ToolError, add_log_args, args_for_log,
+    CsvLog, Deadline, EXIT_FAILED, EXIT_OK, Stopped, add_log_args, args_for_log, listen_tcp,
     non_negative_float, now_ns, port_number, positive_float, positive_int, resolve_ipv4,
     run_main, status, uint32,
 )
@@ -422,17 +422,7 @@ class Server:
         self.sel.register(self.listener, selectors.EVENT_READ, None)
 
     def _listen(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.args.bind, self.args.port))
-            sock.listen(128)
-        except OSError as err:
-            sock.close()
-            raise ToolError(f"cannot listen on TCP {self.args.bind or '0.0.0.0'}:"
-                            f"{self.args.port}: {err}") from err
-        sock.setblocking(False)
-        return sock
+        return listen_tcp(self.args.bind, self.args.port, 128)
 
     def _event(self, conn: Connection, event: str, detail: str | None = None,
                interval_bytes: int | None = None) -> None:

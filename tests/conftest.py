@@ -28,3 +28,12 @@ def quick_results(tmp_path_factory):
     proc = subprocess.run([os.path.join(REPO, "run_all.sh"), "--quick"], cwd=REPO, capture_output=True, text=True,
                           timeout=2400, env={**os.environ, "TESTBED_RESULTS": results})
     return results, started, proc
+
+
+@pytest.fixture
+def report(capsys):
+    """Print measured figures to the terminal even when pytest captures output."""
+    def emit(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n  [measured] {line}", end="")
+    return emit

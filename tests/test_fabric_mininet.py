@@ -60,15 +60,6 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 0.02):
     return value
 
 
-@pytest.fixture
-def report(capsys):
-    """Print measured figures to the terminal even when pytest captures output."""
-    def emit(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n  [measured] {line}", end="")
-    return emit
-
-
 # ---------------------------------------------------------------------------------------------
 # Building a Testbed and checking that it leaves nothing behind
 

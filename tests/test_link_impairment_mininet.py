@@ -61,14 +61,6 @@ def results(tmp_path_factory):
     return str(tmp_path_factory.mktemp("netem-runs"))
 
 
-@pytest.fixture
-def report(capsys):
-    def emit(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n  [measured] {line}", end="")
-    return emit
-
-
 def flows_via(tb, src: str, dst: str, spine: str, n: int = 4) -> list[int]:
     """`n` UDP source ports whose flows from `src` to `dst` cross `spine`."""
     src_ip, dst_ip = tb.topo.ip_of(src), tb.topo.ip_of(dst)

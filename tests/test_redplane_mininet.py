@@ -59,15 +59,6 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 0.05):
     return value
 
 
-@pytest.fixture
-def report(capsys):
-    """Print measured figures to the terminal even when pytest captures output."""
-    def emit(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n  [measured] {line}", end="")
-    return emit
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     return str(tmp_path_factory.mktemp("redplane-runs"))

@@ -8,7 +8,7 @@ from scapy.all import IP, TCP, UDP, Ether
 
 from testbed.redplane import protocol
 from testbed.redplane.sim import AppFabric
-from testbed.routing import HASH_5TUPLE, FabricView
+from testbed.routing import FabricView
 
 STAT_LEASE_NEW, STAT_WRITE, STAT_RENEW, STAT_RETRANSMIT, STAT_RETRANSMIT_DONE = 0, 1, 3, 6, 7
 STAT_GRANT, STAT_STALE_ACK, STAT_WINDOW_DROP, STAT_LEASE_ONLY = 4, 9, 12, 13

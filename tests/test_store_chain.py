@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from testbed.redplane import protocol
 from testbed.redplane.protocol import (APP_LAYOUTS, LEASE_NEW, LEASE_RENEW, MIGRATE_ACK, NEW_ACK,
                                        RENEW_ACK, SEQ_FENCE, seq_newer, seq_next, seq_not_older,
                                        ts_age, ts_of)

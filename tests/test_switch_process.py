@@ -692,15 +692,6 @@ def impair_lab(program, workdir, seed: int = 7):
             rx.close()
 
 
-@pytest.fixture
-def report(capsys):
-    """Print measured figures to the terminal even when pytest captures output."""
-    def emit(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n  [measured] {line}", end="")
-    return emit
-
-
 def _binomial_ok(count: int, n: int, p: float) -> bool:
     return abs(count - n * p) <= 5 * (n * p * (1 - p)) ** 0.5
 

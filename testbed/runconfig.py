@@ -5,7 +5,6 @@ validated once with errors naming the key, and written into the run's provenance
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from testbed.errors import ConfigError

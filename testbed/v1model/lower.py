@@ -18,7 +18,7 @@ from . import runtime as R
 from . import syntax as S
 from . import types as T
 from .checker import CheckedProgram, NotConstant, Sym, _fold, expr_text
-from .elaborate import Elaborator, Instance, qualified, annotation_name
+from .elaborate import Elaborator, Instance, qualified
 from .errors import TypeCheckError, UnsupportedError
 from .typegen import VALID, TypeGen, attr
 

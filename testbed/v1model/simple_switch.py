@@ -9,7 +9,7 @@ the switch started), randomness from a seeded generator.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import runtime as R
 from .checker import check

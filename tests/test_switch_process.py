@@ -185,7 +185,9 @@ def test_bad_program_exits_65_with_the_p4_error(workdir, capsys):
     bad = workdir / "bad.p4"
     bad.write_text("#include <core.p4>\nheader h_t { bit<8> a; }\nstruct s { h_t h }\n")
     assert switchd.main(["--thrift-port", "0", str(bad)]) == 65
-    assert f"{bad}:3:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert ":3:18: error: expected ';'" in err
+    assert os.path.realpath(err.split(":3:")[0]) == os.path.realpath(bad)   # relative or not
 
 
 def test_missing_interface_exits_70_naming_it(capsys):

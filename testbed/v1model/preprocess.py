@@ -252,12 +252,12 @@ class Preprocessor:
 
 # -- helpers ---------------------------------------------------------------------------------
 def _display(path: str) -> str:
-    """Show paths relative to the working directory when that is shorter."""
+    """Show paths below the working directory relative to it, others as they are."""
     try:
         rel = os.path.relpath(path)
     except ValueError:
         return path
-    return rel if not rel.startswith("../..") else path
+    return path if rel == ".." or rel.startswith("../") else rel
 
 
 def _active(conds: list[_Cond]) -> bool:

@@ -171,8 +171,9 @@ class Testbed:
 
     def _fabric_mtu(self) -> None:
         """Jumbo frames inside the fabric: a RedPlane request carries a whole host packet plus
-        43 bytes of headers, so every switch port and the stores' interfaces get FABRIC_MTU
-        while clients and servers keep 1500 (as a data-centre fabric would be configured)."""
+        47 bytes of headers (IPv4, UDP, the 19-byte RedPlane header), so every switch port and
+        the stores' interfaces get FABRIC_MTU while clients and servers keep 1500 (as a
+        data-centre fabric would be configured)."""
         for link in self.topo.links():
             for node in (link.node1, link.node2):
                 if node in self.topo.switches() or self.topo.role_of(node) == "store":

@@ -25,7 +25,7 @@ from .typegen import VALID, TypeGen, attr
 PRELUDE = '''
 import struct
 from testbed.v1model.runtime import Stack, ParserException, ExitSignal, AssertFailure
-from testbed.v1model.hashes import pack_fields, csum16, csum16_int
+from testbed.v1model.hashes import pack_fields, csum16
 
 def _sx(v, w):
     return v - (1 << w) if v >> (w - 1) else v
@@ -1294,10 +1294,11 @@ class Intrinsics:
         guards = {g for _, _, g in items}
         if len(guards) != 1:
             return None
-        bits = sum(w for _, w, _ in items)
-        value = _inline_int(items, (-bits) % 16)
+        value = _csum16_terms(items)
         guard = guards.pop()
-        return f"(csum16_int({value}) if {guard} else 0xffff)" if guard else f"csum16_int({value})"
+        # csum16_int inlined: the ones' complement of the sum modulo 0xFFFF, 0xFFFF for zero data
+        code = f"((_cs % 0xFFFF or 0xFFFF) ^ 0xFFFF if (_cs := {value}) else 0xFFFF)"
+        return f"({code} if {guard} else 0xffff)" if guard else code
 
     def f_verify_checksum(self, e, ft, args, payload=False):
         data = self.checksum_code(e, args, payload)
@@ -1513,14 +1514,16 @@ def _pyop(op: str) -> str:
     return {"/": "//"}.get(op, op)
 
 
-def _inline_int(items, pad: int) -> str:
-    """One integer holding the fields MSB first, followed by `pad` zero bits."""
+def _csum16_terms(items) -> str:
+    """An integer congruent, modulo 0xFFFF, to the fields MSB first padded to 16-bit words,
+    and zero only when they all are (all csum16_int needs): as 2**16 = 1 (mod 0xFFFF), each
+    field shifted by its offset modulo 16, summed. Small integers instead of one wide one."""
     bits = sum(w for _, w, _ in items)
-    terms, shift = [], bits + pad
+    terms, shift = [], bits + (-bits) % 16
     for c, w, _ in items:
         shift -= w
-        terms.append(f"({c} << {shift})" if shift else c)
-    return "(" + (" | ".join(terms) or "0") + ")"
+        terms.append(f"({c} << {shift % 16})" if shift % 16 else c)
+    return "(" + (" + ".join(terms) or "0") + ")"
 
 
 def _inline_pack(items) -> str:

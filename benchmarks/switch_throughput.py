@@ -10,7 +10,8 @@ Topology (three network namespaces made here and removed on every exit path):
 The forwarder namespace runs, in turn: (raw) a minimal Python loop receiving on one AF_PACKET
 socket and sending on the other; (l3) the bundled switch with benchmarks/p4/l3.p4; (three_tables)
 the bundled switch with benchmarks/p4/three_tables.p4 (ACL, LPM, egress MAC rewrite, a register
-indexed by a CRC16 flow hash). The sender blasts pre-built 64-byte UDP frames (16 flows) from a
+indexed by a CRC16 flow hash); (wire) the bundled switch with benchmarks/p4/wire.p4, which sends
+every frame on unparsed: the switch's own per-frame cost. The sender blasts pre-built 64-byte UDP frames (16 flows) from a
 raw socket for a bounded time; throughput is the rate at which frames arrive on the receiver's
 interface (its kernel rx counter) while the sender saturates the forwarder, measured over
 `--duration` seconds after the first frames arrive. With two or more CPUs the sender and the
@@ -34,8 +35,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PROGRAMS = {"l3": HERE / "p4" / "l3.p4", "three_tables": HERE / "p4" / "three_tables.p4"}
-COMMANDS = {"l3": HERE / "p4" / "l3_commands.txt", "three_tables": HERE / "p4" / "three_tables_commands.txt"}
+VARIANTS = ("l3", "three_tables", "wire")
+PROGRAMS = {v: HERE / "p4" / f"{v}.p4" for v in VARIANTS}
+COMMANDS = {v: HERE / "p4" / f"{v}_commands.txt" for v in VARIANTS}
 ETH_P_ALL = 0x0003
 SOL_PACKET, PACKET_IGNORE_OUTGOING = 263, 23
 FLOWS = 16
@@ -214,7 +216,7 @@ def interpreter_rate(variant: str, count: int = 10000, repeat: int = 5) -> float
 
 def benchmark(args) -> dict:
     cpus = sorted(os.sched_getaffinity(0))
-    results: dict[str, list[float]] = {"raw": [], "l3": [], "three_tables": []}
+    results: dict[str, list[float]] = {"raw": [], **{v: [] for v in VARIANTS}}
     per_cpu: dict[str, list[float]] = {k: [] for k in results}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="p4sim-bench-") as tmp:
         bench = Bench(stack, f"pb{os.getpid() % 100000}", cpus, args.impair)
@@ -247,7 +249,8 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-NAMES = {"raw": "raw Python forwarder", "l3": "switch, l3.p4", "three_tables": "switch, three_tables.p4"}
+NAMES = {"raw": "raw Python forwarder", "l3": "switch, l3.p4", "three_tables": "switch, three_tables.p4",
+         "wire": "switch, wire.p4"}
 
 
 def report(results: dict, per_cpu: dict, interp: dict, cpus: int, loads: tuple) -> str:
@@ -258,8 +261,8 @@ def report(results: dict, per_cpu: dict, interp: dict, cpus: int, loads: tuple) 
              f"{'variant':<28}{'pps':>10}{'ratio':>7}{'pps/CPU-s':>12}{'ratio':>7}"]
     for k, name in NAMES.items():
         lines.append(f"{name:<28}{med[k]:>10,.0f}{med[k] / med['raw']:>7.2f}{cmed[k]:>12,.0f}{cmed[k] / cmed['raw']:>7.2f}")
-    lines.append(f"{'interpreter only, l3':<28}{interp['l3']:>10,.0f}")
-    lines.append(f"{'interpreter only, 3 tables':<28}{interp['three_tables']:>10,.0f}")
+    for k in VARIANTS:
+        lines.append(f"{'interpreter only, ' + k:<28}{interp[k]:>10,.0f}")
     return "\n".join(lines)
 
 

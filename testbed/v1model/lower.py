@@ -26,6 +26,7 @@ PRELUDE = '''
 import struct
 from testbed.v1model.runtime import Stack, ParserException, ExitSignal, AssertFailure
 from testbed.v1model.hashes import pack_fields, csum16
+_new = object.__new__
 
 def _sx(v, w):
     return v - (1 << w) if v >> (w - 1) else v
@@ -1090,9 +1091,22 @@ class Intrinsics:
         if isinstance(target, S.Member) and isinstance(target.expr.type, T.StackT) and target.name == "next":
             self.g.em(f"{self.ex(target.expr)}.next_for_extract().unpack({pkt}{extra})")
         else:
-            self.g.em(f"{self.ex(target)}.unpack({pkt}{extra})")
+            self._extract(target, pkt, extra)
             self.g._union_fixup(target)
         return None
+
+    def _extract(self, target, pkt: str, extra: str) -> None:
+        """A fixed-size header is unpacked in line (saving a call per header in the parser)."""
+        types = self.g.L.types
+        if not extra and isinstance(target.type, T.HeaderT):
+            types.class_name(target.type)
+            lines = types.unpack_inline(target.type, "_h", pkt)
+            if lines is not None:
+                self.g.em(f"_h = {self.ex(target)}")
+                for line in lines:
+                    self.g.em(line)
+                return
+        self.g.em(f"{self.ex(target)}.unpack({pkt}{extra})")
 
     def m_packet_in_lookahead(self, e, ft, args):
         pkt = self.ex(ft.target)
@@ -1122,7 +1136,13 @@ class Intrinsics:
 
     def _emit(self, out: str, code: str, t) -> None:
         if isinstance(t, T.HeaderT):
-            self.g.em(f"if {code}.{VALID}: {out}.parts.append({code}.pack())")
+            self.g.L.types.class_name(t)
+            packed = self.g.L.types.pack_inline(t, "_h")
+            if packed is None:
+                self.g.em(f"if {code}.{VALID}: {out}.parts.append({code}.pack())")
+            else:                       # in line: no call of the header's pack method
+                self.g.em(f"_h = {code}")
+                self.g.em(f"if _h.{VALID}: {out}.parts.append({packed})")
         elif isinstance(t, (T.StructT, T.UnionT)):
             for n, ft in t.fields:
                 self._emit(out, f"{code}.{attr(n)}", ft)

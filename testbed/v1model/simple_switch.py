@@ -9,6 +9,7 @@ the switch started), randomness from a seeded generator.
 from __future__ import annotations
 
 import time
+from time import monotonic_ns
 from dataclasses import dataclass
 
 from . import runtime as R
@@ -324,6 +325,8 @@ def _unicast_path(sw: SimpleSwitch, skip_egress: bool):
     from where it is (`_after_ingress`, `_egress_done`, `_run`), so behaviour is identical.
     `skip_egress`: the egress control is empty, so its standard_metadata cannot be observed."""
     ctx, stats, clock = sw.ctx, sw.stats, sw.clock
+    if clock == sw._real_clock:
+        clock = _microseconds_since(sw._start_ns)
     hdr_new, meta_new, sm_new = sw.hdr_new, sw.meta_new, sw.sm_new
     parser, verify, ingress = sw.f_parser, sw.f_verify, sw.f_ingress
     egress, compute, deparser = sw.f_egress, sw.f_compute, sw.f_deparser
@@ -345,7 +348,7 @@ def _unicast_path(sw: SimpleSwitch, skip_egress: bool):
             ctx.clone = ctx.resubmit = ctx.recirculate = ctx.truncate = None
         pkt.data, pkt.pos, pkt.n = data, 0, n
         try:
-            parser(pkt, hdr, meta, sm, _fresh=True)
+            parser(pkt, hdr, meta, sm, True)           # True: the headers are fresh
         except ParserException as e:
             sm.parser_error = e.code
             stats.parser_errors += 1
@@ -395,6 +398,13 @@ def _unicast_path(sw: SimpleSwitch, skip_egress: bool):
         return [(out, b"".join(po.parts))]
 
     return process
+
+
+def _microseconds_since(start_ns: int):
+    """The real clock of SimpleSwitch as a plain function (cheaper to call than a method)."""
+    def clock() -> int:
+        return (monotonic_ns() - start_ns) // 1000
+    return clock
 
 
 def _constructor(types, t):

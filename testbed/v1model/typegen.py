@@ -27,6 +27,8 @@ class TypeGen:
         self.order: list[T.FieldsT] = []
         self.sources: list[str] = []
         self.structs: list[str] = []        # struct.Struct definitions the classes use
+        self.inline_unpack: dict[int, list] = {}    # id(header type) -> layout, for unpack_inline
+        self.inline_pack: dict[int, list] = {}      # id(header type) -> layout, for pack_inline
 
     def class_name(self, t: T.FieldsT) -> str:
         key = id(t)
@@ -68,9 +70,7 @@ class TypeGen:
 
     # -- class source -------------------------------------------------------------------------
     def _source(self, t: T.FieldsT, name: str) -> str:
-        fields = [(attr(n), ft) for n, ft in t.fields]
-        if isinstance(t, T.HeaderT) and not t.has_varbit() and T.width_of(t) % 8:
-            fields.append((PAD, T.BitT((-T.width_of(t)) % 8)))
+        fields = self._fields(t)
         slots = ([VALID] if isinstance(t, T.HeaderT) else []) + [a for a, _ in fields]
         slots += [a + "__len" for a, ft in fields if isinstance(ft, T.VarbitT)]
         lines = [f"class {name}:", f"    __slots__ = {tuple(slots)!r}", f"    p4name = {t.name!r}",
@@ -97,8 +97,32 @@ class TypeGen:
         return out
 
     def _init(self, t, fields) -> list[str]:
-        body = self._zero_lines(t, fields, "self", False) or ["pass"]
-        return ["    def __init__(self):"] + ["        " + b for b in body]
+        """__init__ zeroing every field; nested headers and structs are made in line (no
+        __init__ call of their own). A class without fields keeps object's __init__."""
+        body = self._init_lines(t, fields, "self", 0)
+        return ["    def __init__(self):"] + ["        " + b for b in body] if body else []
+
+    def _init_lines(self, t, fields, target: str, depth: int) -> list[str]:
+        out = [f"{target}.{VALID} = False"] if isinstance(t, T.HeaderT) else []
+        for a, ft in fields:
+            if isinstance(ft, T.FieldsT):
+                name, inner = self.class_name(ft), f"_o{depth}"
+                out.append(f"{inner} = {target}.{a} = _new({name})")
+                out += self._init_lines(ft, self._fields(ft), inner, depth + 1) if depth < 3 else [
+                    f"{name}.__init__({inner})"]
+                continue
+            out.append(f"{target}.{a} = {self.new_value(ft)}")
+            if isinstance(ft, T.VarbitT):
+                out.append(f"{target}.{a}__len = 0")
+        return out
+
+    @staticmethod
+    def _fields(t) -> list:
+        """(attribute, type) of the slots a class of `t` zeroes, with a header's pad field."""
+        fields = [(attr(n), ft) for n, ft in t.fields]
+        if isinstance(t, T.HeaderT) and not t.has_varbit() and T.width_of(t) % 8:
+            fields.append((PAD, T.BitT((-T.width_of(t)) % 8)))
+        return fields
 
     def _copy(self, t, name, fields) -> list[str]:
         out = ["    def copy(self):", f"        n = {name}.__new__({name})"]
@@ -182,25 +206,34 @@ class TypeGen:
 
     def _unpack_fixed(self, t, fields) -> list[str]:
         layout = _layout(fields)
-        nbytes = sum(w for _, w, _ in layout) // 8
         codes = "".join(code for _, _, parts in layout for code, _ in parts)
         self.structs.append(f"ST_{self.names[id(t)]} = struct.Struct('!{codes}')")
-        names = [f"x{i}" for i in range(len(codes))]
-        out = ["    def unpack(self, pkt):", "        p = pkt.pos", f"        e = p + {nbytes}",
-               "        if e > pkt.n:", "            raise ParserException(1)",
-               f"        {', '.join(names)}{',' if len(names) == 1 else ''} = ST_{self.names[id(t)]}.unpack_from(pkt.data, p)"]
+        self.inline_unpack[id(t)] = layout
+        body = self._unpack_lines(t, layout, "self", "pkt", "")
+        return ["    def unpack(self, pkt):"] + ["        " + line for line in body]
+
+    def unpack_inline(self, t, obj: str, pkt: str) -> list[str] | None:
+        """Statements extracting fixed-size header `t` from `pkt` into `obj` (the body of its
+        unpack method, for a parser state to run without the call), or None if it has none."""
+        layout = self.inline_unpack.get(id(t))
+        return None if layout is None else self._unpack_lines(t, layout, obj, pkt, "_u")
+
+    def _unpack_lines(self, t, layout, obj: str, pkt: str, tmp: str) -> list[str]:
+        nbytes = sum(w for _, w, _ in layout) // 8
+        ncodes = sum(len(parts) for _, _, parts in layout)
+        names = [f"{tmp}x{i}" for i in range(ncodes)]
+        out = [f"{tmp}p = {pkt}.pos", f"{tmp}e = {tmp}p + {nbytes}",
+               f"if {tmp}e > {pkt}.n:", "    raise ParserException(1)",
+               f"{', '.join(names)}{',' if len(names) == 1 else ''} = ST_{self.names[id(t)]}.unpack_from({pkt}.data, {tmp}p)"]
         k = 0
         for chunk, width, parts in layout:
             value, k = _join_parts(names, k, parts)
-            out += _split_chunk(chunk, width, value)
-        out += [f"        self.{VALID} = True", "        pkt.pos = e"]
-        return out
+            out += _split_chunk(chunk, width, value, obj)
+        return out + [f"{obj}.{VALID} = True", f"{pkt}.pos = {tmp}e"]
 
     def _pack_fixed(self, t, fields) -> list[str]:
         layout = _layout(fields)
-        values = []
-        for chunk, width, parts in layout:
-            values += _chunk_parts(chunk, width, parts)
+        self.inline_pack[id(t)] = layout
         bits = sum(_bits(ft) for _, ft in fields)
         shift, terms = bits, []
         for a, ft in fields:
@@ -208,8 +241,20 @@ class TypeGen:
             shift -= w
             v = _to_bits(f"self.{a}", w, ft)
             terms.append(f"({v} << {shift})" if shift else v)
-        return ["    def pack(self):", f"        return ST_{self.names[id(t)]}.pack({', '.join(values)})",
+        return ["    def pack(self):", f"        return {self._pack_expr(t, layout, 'self')}",
                 "    def as_int(self):", f"        return {' | '.join(terms) or '0'}", f"    width = {bits}"]
+
+    def pack_inline(self, t, obj: str) -> str | None:
+        """The bytes of fixed-size header `obj` of type `t` as one expression (the body of its
+        pack method, for a deparser to run without the call), or None if it has none."""
+        layout = self.inline_pack.get(id(t))
+        return None if layout is None else self._pack_expr(t, layout, obj)
+
+    def _pack_expr(self, t, layout, obj: str) -> str:
+        values = []
+        for chunk, width, parts in layout:
+            values += _chunk_parts(chunk, width, parts, obj)
+        return f"ST_{self.names[id(t)]}.pack({', '.join(values)})"
 
     def _unpack_varbit(self, t, fields) -> list[str]:
         fixed = sum(_bits(ft) for _, ft in fields if not isinstance(ft, T.VarbitT))
@@ -312,23 +357,23 @@ def _join_parts(names, k, parts) -> tuple[str, int]:
     return expr, k + len(parts)
 
 
-def _split_chunk(chunk, width, value) -> list[str]:
+def _split_chunk(chunk, width, value, obj: str) -> list[str]:
     lines, shift = [], width
     for a, ft in chunk:
         w = _bits(ft)
         shift -= w
         raw = f"({value} >> {shift})" if shift else value
-        lines.append(f"        self.{a} = {_from_bits(raw, w, ft, len(chunk) > 1 and shift + w < width)}")
+        lines.append(f"{obj}.{a} = {_from_bits(raw, w, ft, len(chunk) > 1 and shift + w < width)}")
     return lines
 
 
-def _chunk_parts(chunk, width, parts) -> list[str]:
-    """Expressions for the struct values of one chunk, from the fields."""
+def _chunk_parts(chunk, width, parts, obj: str) -> list[str]:
+    """Expressions for the struct values of one chunk, from the fields of `obj`."""
     shift, terms = width, []
     for a, ft in chunk:
         w = _bits(ft)
         shift -= w
-        v = _to_bits(f"self.{a}", w, ft)
+        v = _to_bits(f"{obj}.{a}", w, ft)
         terms.append(f"({v} << {shift})" if shift else v)
     whole = " | ".join(terms)
     if len(parts) == 1:

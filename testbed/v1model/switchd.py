@@ -47,7 +47,9 @@ receive and a transmit ring shared with the kernel (TPACKET_V2). An epoll loop w
 ports, the control sockets and a signal wake-up socket; a readable port is drained (up to BATCH
 frames read straight from its ring, no system call per frame), each frame goes through
 `SimpleSwitch.process`, the results are copied into the output ports' transmit rings, and each
-ring used is flushed with one send() at the end of the batch. Control commands run between
+ring used is flushed with one send() at the end of the batch; a port whose ring still holds
+frames after a batch is drained again on the next turn of the loop, without waiting for epoll
+(which may never report it: see SwitchDaemon._note_backlog). Control commands run between
 batches, so they never race with packet processing. Frames the kernel drops because a receive
 ring is full are counted (`kernel_drops` in `stats`). 802.1Q tags that the kernel strips on
 receive are put back before the program sees the frame. pcaps and the log are flushed at least
@@ -90,7 +92,7 @@ VERSION = "0.1.0"
 
 BATCH = 32                      # frames drained from one port before looking at the others
 FLUSH_INTERVAL = 1.0            # pcaps and log are flushed at least this often (s)
-RX_RING_BYTES = 1 << 21         # receive ring per port: 1024 slots of 2 KB (BMv2's input buffer: 1024)
+RX_RING_FRAMES = 1024           # receive ring per port, in frames (BMv2's input buffer: 1024)
 TX_RING_BYTES = 1 << 19         # transmit ring per port: 256 slots of 2 KB
 RING_BLOCK = 1 << 16
 SOCKET_SNDBUF = 1 << 21
@@ -155,6 +157,7 @@ class SwitchOptions:
     defines: dict = field(default_factory=dict)
     drop_port: int = 511
     priority_queues: int = 1
+    rx_ring_frames: int = RX_RING_FRAMES
     warnings: list = field(default_factory=list)
     action: str = "run"                               # run, help, version
 
@@ -236,6 +239,7 @@ def _target_parser() -> _Parser:
     p.add_argument("--drop-port", type=int, default=None, metavar="N")
     p.add_argument("--priority-queues", type=int, default=1, metavar="N")
     p.add_argument("--cpu-port", type=int, metavar="N")
+    p.add_argument("--rx-ring-frames", type=int, default=RX_RING_FRAMES, metavar="N")
     p.add_argument("--enable-swap", action="store_true")
     for name in ("--max-mc-groups", "--max-l1-entries", "--max-l2-entries"):
         p.add_argument(name, type=int, metavar="N")
@@ -255,6 +259,7 @@ def usage_text() -> str:
             "  --drop-port N          egress_spec value that drops (default 511)\n"
             "  --priority-queues N    egress queues per port; priority >= N drops (default 1)\n"
             "  --cpu-port N           as simple_switch_grpc: the port whose interface is the CPU port\n"
+            "  --rx-ring-frames N     receive ring of each port, in frames (default 1024; 32-65536)\n"
             "  --enable-swap, --max-mc-groups, --max-l1-entries, --max-l2-entries, --grpc-*: accepted, no effect\n"
             "\nexit status: 0 stopped by SIGTERM/SIGINT, 64 bad option, 65 bad program, 70 I/O failure, "
             "134 assert() failed\n")
@@ -377,6 +382,7 @@ def _target_options(opts: SwitchOptions, t) -> None:
     if t.drop_port is not None:
         opts.drop_port = _in_range("--drop-port", t.drop_port, 0, 511)
     opts.priority_queues = _in_range("--priority-queues", t.priority_queues, 1, 8)
+    opts.rx_ring_frames = _in_range("--rx-ring-frames", t.rx_ring_frames, 32, 65536)
     if t.load_modules:
         raise SwitchUsageError("--load-modules is not supported: this target cannot load BMv2 extern modules")
     for name in ("enable_swap", "max_mc_groups", "max_l1_entries", "max_l2_entries"):
@@ -535,13 +541,13 @@ class Rings:
     __slots__ = ("mm", "off", "frame_size", "size", "sock", "tx_base", "tx_off", "tx_end", "tx_pending",
                  "max_frame")
 
-    def __init__(self, sock: socket.socket, mtu: int):
+    def __init__(self, sock: socket.socket, mtu: int, rx_frames: int = RX_RING_FRAMES):
         self.sock = sock
         self.frame_size = size = _frame_size(mtu)
         self.max_frame = mtu + 18                  # Ethernet header + 802.1Q tag + MTU
         sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
         sock.setsockopt(SOL_PACKET, PACKET_LOSS, 1)     # the kernel skips a frame it cannot send
-        self.size = _ring(sock, PACKET_RX_RING, size, RX_RING_BYTES)
+        self.size = _ring(sock, PACKET_RX_RING, size, rx_frames * size)
         tx_size = _ring(sock, PACKET_TX_RING, size, TX_RING_BYTES)
         self.mm = mmap.mmap(sock.fileno(), self.size + tx_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self.off = 0
@@ -617,7 +623,7 @@ def _rx_time(mm, slot: int) -> int:
 
 def _ring(sock: socket.socket, option: int, frame_size: int, total: int) -> int:
     block = max(RING_BLOCK, frame_size)
-    blocks = max(1, total // block)
+    blocks = max(1, -(-total // block))             # rounded up to whole blocks
     sock.setsockopt(SOL_PACKET, option, struct.pack("IIII", block, blocks, frame_size,
                                                     blocks * (block // frame_size)))
     return block * blocks
@@ -638,14 +644,14 @@ class Port:
                  "rx_errors", "truncated", "kernel_drops", "pcap_in", "pcap_out", "imp_in", "imp_out",
                  "impaired")
 
-    def __init__(self, num: int, ifname: str, seed: int = 0):
+    def __init__(self, num: int, ifname: str, seed: int = 0, rx_frames: int = RX_RING_FRAMES):
         self.num, self.ifname = num, ifname
         self.rx = self.rx_bytes = self.tx = self.tx_bytes = self.tx_errors = self.rx_errors = 0
         self.truncated = self.kernel_drops = 0
         self.pcap_in = self.pcap_out = None
         self.imp_in, self.imp_out = Impairer.seeded(seed, num, "in"), Impairer.seeded(seed, num, "out")
         self.impaired = False           # frames from this port take SwitchDaemon._drain_impaired
-        self.sock, self.ring = open_raw_socket(ifname)
+        self.sock, self.ring = open_raw_socket(ifname, rx_frames)
         self.fd = self.sock.fileno()
 
     def is_up(self) -> bool:
@@ -704,7 +710,7 @@ class Port:
         return (("in", self.imp_in), ("out", self.imp_out))
 
 
-def open_raw_socket(ifname: str) -> tuple:
+def open_raw_socket(ifname: str, rx_frames: int = RX_RING_FRAMES) -> tuple:
     """A non-blocking AF_PACKET socket and its Rings, receiving every frame arriving on
     `ifname` (promiscuous), never the frames sent through it; raise SwitchIOError naming the
     interface."""
@@ -716,7 +722,7 @@ def open_raw_socket(ifname: str) -> tuple:
     try:
         sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, SOCKET_SNDBUF)     # room for a batch in flight
-        ring = Rings(sock, _mtu(sock, ifname))
+        ring = Rings(sock, _mtu(sock, ifname), rx_frames)
         sock.bind((ifname, ETH_P_ALL))
         sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b""))
         sock.setblocking(False)
@@ -818,6 +824,7 @@ class SwitchDaemon:
         self.thrift_port = opts.thrift_port
         self.clients: dict[int, ControlConnection] = {}
         self.handlers: dict = {}
+        self.backlog: dict[int, Port] = {}    # ports whose ring still held frames after a batch
         self.epoll = select.epoll()
         self._wake_r, self._wake_w = socket.socketpair()
         self._started = time.time()
@@ -838,7 +845,7 @@ class SwitchDaemon:
         self._watch(self._wake_r.fileno(), self._woken)
 
     def add_port(self, num: int, ifname: str) -> Port:
-        port = Port(num, ifname, self.opts.seed)
+        port = Port(num, ifname, self.opts.seed, self.opts.rx_ring_frames)
         try:
             if self.opts.pcap_dir is not None:
                 port.open_pcaps(self.opts.pcap_dir)
@@ -855,6 +862,7 @@ class SwitchDaemon:
 
     def remove_port(self, num: int) -> None:
         port = self.ports.pop(num)
+        self.backlog.pop(num, None)
         self._unwatch(port.fd)
         port.close()
         self._impairments_changed()
@@ -901,11 +909,14 @@ class SwitchDaemon:
         monotonic = time.monotonic
         next_flush = monotonic() + FLUSH_INTERVAL
         timeout = FLUSH_INTERVAL
+        backlog = self.backlog
         while not self.stopping:
-            for fd, ev in poll(timeout):
+            for fd, ev in poll(0 if backlog else timeout):
                 handler = handlers.get(fd)
                 if handler is not None:
                     handler(ev)
+            for port in list(backlog.values()):
+                self._port_event(port, 0)
             now = monotonic()
             if now >= next_flush:
                 self.flush()
@@ -985,8 +996,20 @@ class SwitchDaemon:
         ring.off = off
         port.rx += got
         port.rx_bytes += nbytes
+        self._note_backlog(port)
         for out in dirty:
             out.flush_tx()
+
+    def _note_backlog(self, port: Port) -> None:
+        """Remember a port whose ring still holds frames after a batch, to be drained without
+        waiting for epoll: the kernel reports a ring readable only if the slot before its write
+        position is ours, so when that slot was the last one a batch read while the kernel,
+        its ring full, drops frames without a wake-up, epoll would never report it again."""
+        ring = port.ring
+        if ring.mm[ring.off] & TP_STATUS_USER:
+            self.backlog[port.num] = port
+        else:
+            self.backlog.pop(port.num, None)
 
     def _port_event(self, port: Port, ev: int) -> None:
         if ev & select.EPOLLERR:
@@ -1032,6 +1055,7 @@ class SwitchDaemon:
             else:
                 frames.append((data, ts))
         ring.off = off
+        self._note_backlog(port)
         return frames
 
     def _ingress(self, port: Port, data: bytes, ts: int | None, dirty: list) -> None:

@@ -1540,10 +1540,22 @@ def _csum16_terms(items) -> str:
     field shifted by its offset modulo 16, summed. Small integers instead of one wide one."""
     bits = sum(w for _, w, _ in items)
     terms, shift = [], bits + (-bits) % 16
-    for c, w, _ in items:
+    for c, w, _ in _shared_base(items):
         shift -= w
         terms.append(f"({c} << {shift % 16})" if shift % 16 else c)
     return "(" + (" + ".join(terms) or "0") + ")"
+
+
+def _shared_base(items) -> list:
+    """Items whose codes are all fields of one object (`p_hdr.ipv4.ttl`, ...) read it once:
+    the first as `(_ck := p_hdr.ipv4).version`, the others as `_ck.ttl` (left to right)."""
+    codes = [c for c, _, _ in items]
+    base = codes[0].rpartition(".")[0] if codes else ""
+    if len(codes) < 2 or not base or not all(c.rpartition(".")[0] == base and c.rpartition(".")[2].isidentifier()
+                                              for c in codes):
+        return items
+    first = f"(_ck := {base}).{codes[0].rpartition('.')[2]}"
+    return [(first if i == 0 else f"_ck.{c.rpartition('.')[2]}", w, g) for i, (c, w, g) in enumerate(items)]
 
 
 def _inline_pack(items) -> str:

@@ -353,7 +353,7 @@ class Table:
         if self.kind == "exact":
             return self._lookup_exact
         if self.kind == "lpm":
-            return self._lookup_lpm
+            return self._lookup_lpm1 if len(self.keys) == 1 else self._lookup_lpm
         return self._lookup_scan
 
     def _hit(self, e: Entry | None) -> Entry:
@@ -374,13 +374,15 @@ class Table:
             return e
         return self._hit(e)
 
+    def _lookup_lpm1(self, key):
+        """lpm on a single key: longest prefix first, one dict probe per prefix length."""
+        for mask, entries in self._lpm_masks:
+            e = entries.get(key & mask)
+            if e is not None:
+                return e if self.counter is None and self.meter is None else self._hit(e)
+        return self.default
+
     def _lookup_lpm(self, key):
-        if len(self.keys) == 1:
-            for mask, entries in self._lpm_masks:
-                e = entries.get(key & mask)
-                if e is not None:
-                    return e if self.counter is None and self.meter is None else self._hit(e)
-            return self.default
         for mask, entries in self._lpm_masks:
             k = list(key)
             k[self.lpm_index] &= mask

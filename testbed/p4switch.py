@@ -123,21 +123,33 @@ class P4Switch(Switch):
     def cli(self, command: str) -> str:
         """One runtime-CLI command; SwitchDown if the switch is down or dies meanwhile."""
         with self.lock:
-            if self.proc is None:
+            proc = self.proc            # crash() may clear self.proc meanwhile (it takes no lock)
+            if proc is None:
                 raise SwitchDown(f"{self.name} is down")
             try:
-                return self.proc.cli(command)
+                return proc.cli(command)
             except Exception as e:
-                if not self.proc.running:
+                if self._went_down(proc):
                     raise SwitchDown(f"{self.name} is down ({command}: {e})") from e
                 raise
 
     def stats(self) -> dict:
         """The switch's counters (see SwitchProcess.stats), serialised with other commands."""
         with self.lock:
-            if self.proc is None:
+            proc = self.proc
+            if proc is None:
                 raise SwitchDown(f"{self.name} is down")
-            return self.proc.stats()
+            try:
+                return proc.stats()
+            except Exception as e:
+                if self._went_down(proc):
+                    raise SwitchDown(f"{self.name} is down (stats: {e})") from e
+                raise
+
+    def _went_down(self, proc) -> bool:
+        """`proc` was crashed, stopped or replaced while a command to it was under way (a
+        crash closes its control connection before the process is gone)."""
+        return proc is not self.proc or not proc.running or getattr(proc, "client", True) is None
 
     # -- the CPU port ----------------------------------------------------------------------------
     def _cpu_veth(self) -> None:

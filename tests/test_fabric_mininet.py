@@ -32,6 +32,8 @@ from itertools import dropwhile, permutations, takewhile
 
 import pytest
 
+from waiting import wait_until
+
 from testbed.capture import stop_process
 from testbed.net import Testbed as _Testbed  # not a test class
 from testbed.provenance import REPO, process_start_time, still_running
@@ -49,16 +51,6 @@ DETECTION_BOUND = 1.5           # s: generous bound on the monitor's detection t
 
 # ---------------------------------------------------------------------------------------------
 # Waiting and reporting
-
-def wait_until(predicate, timeout: float, what: str, poll: float = 0.02):
-    """Poll `predicate` until it returns a true value (returned); fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(poll)
-    return value
-
 
 # ---------------------------------------------------------------------------------------------
 # Building a Testbed and checking that it leaves nothing behind

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from waiting import wait_until
+
 from testbed.capture import stop_process
 from testbed.failures import EventLog, Netem, Timeline, play
 from testbed.net import Testbed as _Testbed  # not a test class
@@ -158,22 +160,14 @@ def test_a_links_configured_loss_is_applied_without_netem_and_survives_a_switch_
         report(f"fabric link h1-l1 loss 30%: {lossy:.1%} of 500 datagrams h1->h3 delivered")
         assert binomial_ok(lossy, 500, 0.7), lossy
         tb.crash_switch("l1")
-        wait_for(lambda: "l1" in tb.routing.view.down_switches, 20, "the crash of l1 to be detected")
+        wait_until(lambda: "l1" in tb.routing.view.down_switches, 20, "the crash of l1 to be detected")
         tb.restart_switch("l1")
-        wait_for(lambda: "l1" not in tb.routing.view.down_switches, 20, "l1 to be back and reprogrammed")
+        wait_until(lambda: "l1" not in tb.routing.view.down_switches, 20, "l1 to be back and reprogrammed")
         tb.wait_converged()
         resolve_neighbours(tb, "h1", "h3")
         again = delivered(tb, "h1", "h3", flows_via(tb, "h1", "h3", "s1"), 500)
         report(f"after restarting l1: {again:.1%} delivered")
         assert binomial_ok(again, 500, 0.7), again
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    import time
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.05)
 
 
 def resolve_neighbours(tb, src: str, dst: str, tries: int = 30) -> None:

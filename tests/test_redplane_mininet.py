@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from waiting import wait_until
+
 from analysis import runs
 from analysis.pcap import load_pcap
 from p4apps.apps import app_named
@@ -47,17 +49,7 @@ RECOVERED = 1.5         # s after the crash: RedPlane streams must deliver after
 
 
 # ---------------------------------------------------------------------------------------------
-# Waiting, reporting, the Testbed
-
-def wait_until(predicate, timeout: float, what: str, poll: float = 0.05):
-    """Poll `predicate` until it returns a true value (returned); fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(poll)
-    return value
-
+# Reporting, the Testbed
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
@@ -205,7 +197,7 @@ class Streams:
 
     def wait_flowing(self, conns, nbytes: int = FLOWING, timeout: float = 15.0) -> None:
         wait_until(lambda: all(self.received(c) >= nbytes for c in conns), timeout,
-                   f"{nbytes} bytes received on every stream")
+                   f"{nbytes} bytes received on every stream", poll=0.05)
 
     # -- the end ------------------------------------------------------------------------------------
     def finish(self, timeout: float = DURATION + 20) -> dict:
@@ -495,7 +487,7 @@ def test_s1_keeps_connections_checkpointed_before_the_crash(results, report, res
         streams.connect(a, ip, duration=DURATION + CHECKPOINT_MS / 1000)
         streams.wait_flowing([a])
         wait_until(lambda: key[a] in checkpointed_keys(tb, "s1"), CHECKPOINT_MS / 1000 + 5,
-                   "a checkpoint with A", poll=0.02)
+                   "a checkpoint with A")
         streams.connect(b, ip)                  # right after that checkpoint
         streams.wait_flowing([b])
         if restore == "test":

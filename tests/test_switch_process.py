@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from waiting import wait_until
+
 from testbed.capture import NetnsExec, run_in
 from testbed.v1model import switchd
 from testbed.v1model.pcap import PcapWriter, read_pcap
@@ -94,17 +96,6 @@ def mac(n: int) -> bytes:
 
 def probe(dst: bytes, seq: int, kind: int = 1, src: bytes = mac(1), pad: int = 40) -> bytes:
     return dst + src + PROBE_TYPE.to_bytes(2, "big") + bytes([kind, 0]) + seq.to_bytes(2, "big") + bytes(pad)
-
-
-def wait_until(predicate, timeout: float = 10.0, poll: float = 0.02, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(poll)
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pytest
+
+from waiting import wait_until
 
 from testbed.capture import NetnsExec, popen_in, run_in, stop_process
 from testbed.errors import TestbedError
@@ -51,15 +52,6 @@ def finish(proc, timeout=20):
     """Wait (bounded) for a tool to exit; return its exit status."""
     proc.communicate(timeout=timeout)
     return proc.returncode
-
-
-def wait_until(predicate, timeout=10.0, poll=0.02):
-    """Poll `predicate` until true; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(poll)
 
 
 def rows_so_far(path):

@@ -365,7 +365,7 @@ def _unicast_path(sw: SimpleSwitch, skip_egress: bool):
             jobs: list = []
             after(data, port, 0, jobs, hdr, meta, sm, payload)
             return run(jobs)
-        if not skip_egress:
+        if not skip_egress:                # the steps of _egress, in line; keep the two in step
             length = sm.packet_length
             now = clock()
             sm.egress_port = out
